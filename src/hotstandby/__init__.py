@@ -1,0 +1,3 @@
+"""hotstandby: a hot-standby failover manager for Linux."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""`python -m hotstandby`."""
+
+import sys
+
+from hotstandby.cli import main
+
+sys.exit(main())

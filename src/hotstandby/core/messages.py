@@ -1,0 +1,328 @@
+"""Everything that crosses the core's boundary: events in, commands out, the heartbeat.
+
+All of it is frozen data. Every command carries a `Reason`, so `hotstandby why`
+can explain any decision and tests can assert on the rule that made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Role(str, Enum):
+    """A node's role in the cluster."""
+
+    STARTING = "starting"  # booted, probing resources, waiting for a peer
+    STANDBY = "standby"  # holds nothing, watches the active node
+    ARBITRATING = "arbitrating"  # the active node is lost: getting evidence it holds nothing
+    TAKING_OVER = "taking_over"  # starting the group, in order
+    ACTIVE = "active"  # holds the group
+    RELEASING = "releasing"  # stopping the group, in reverse
+    MAINTENANCE = "maintenance"  # nothing managed; resources left as they are
+    FENCED = "fenced"  # gave up for good: a stop failed or it stopped itself
+
+
+class Action(str, Enum):
+    """What a resource adapter is asked to do."""
+
+    START = "start"
+    STOP = "stop"
+    MONITOR = "monitor"
+    PROBE = "probe"  # a monitor at boot, to learn what is already running here
+
+
+class Outcome(str, Enum):
+    """What a resource action found."""
+
+    OK = "ok"  # start or stop done; monitor: running and healthy
+    STOPPED = "stopped"  # monitor or probe: not running here
+    FAILED = "failed"  # the action failed or timed out
+
+
+class ArbiterOutcome(str, Enum):
+    """The arbiter's answer."""
+
+    RENEWED = "renewed"  # our lease was extended
+    GRANTED = "granted"  # our claim was accepted (disk: the release request is posted)
+    DENIED = "denied"  # someone else holds it
+    UNREACHABLE = "unreachable"  # no answer in time
+    RELEASE_REQUESTED = "release_requested"  # disk: a peer asks us to release or die
+    PEER_RELEASED = "peer_released"  # disk: the peer acknowledged our release request
+
+
+class AdminAction(str, Enum):
+    """Requests an operator makes through the control API."""
+
+    SWITCHOVER = "switchover"
+    STANDBY = "standby"
+    ONLINE = "online"
+    MAINTENANCE_ON = "maintenance_on"
+    MAINTENANCE_OFF = "maintenance_off"
+    SHUTDOWN = "shutdown"  # a planned stop of this node's agent (SIGTERM)
+    CLEANUP = "cleanup"  # forget a resource's failures
+    FORCE_ACTIVE = "force_active"  # boot alone: take over without peer or arbiter
+
+
+class Severity(str, Enum):
+    """How loudly an alarm is raised."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlarmKind(str, Enum):
+    """What an alarm is about."""
+
+    TAKEOVER = "takeover"
+    RELEASE = "release"
+    LINK_DOWN = "link_down"
+    LINK_UP = "link_up"
+    LINK_LATE = "link_late"
+    PEER_LOST = "peer_lost"
+    PEER_BACK = "peer_back"
+    RESOURCE_FAILED = "resource_failed"
+    RESOURCE_RECOVERED = "resource_recovered"
+    FENCE = "fence"
+    FENCE_FAILED = "fence_failed"
+    SPLIT_BRAIN = "split_brain"
+    ARBITER = "arbiter"
+    CONFIG_MISMATCH = "config_mismatch"
+    STATE = "state"  # a role change worth hearing of
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a command was issued: the rule that decided it and the facts it used."""
+
+    rule: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.detail}" if self.detail else self.rule
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An operator's request carried to the node it concerns in heartbeats."""
+
+    id: str  # unique: origin node and a counter
+    action: AdminAction
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a node tells its peers every interval, on every link."""
+
+    sender: str
+    boot: int  # random per agent start: a new boot restarts the sequence
+    seq: int  # grows by one per heartbeat within a boot
+    epoch: int
+    role: Role
+    holds: bool  # holds (or may hold) some resource of the group
+    # Highest seq heard from each node (this boot of theirs): lets the receiver
+    # know its own heartbeats arrive, so a one-way cut is seen from both ends.
+    heard: tuple[tuple[str, int], ...] = ()
+    # The sender, if it lost every peer now, would release before its lease ends.
+    lease_ok: bool = False
+    offline: bool = False  # put in standby by an operator: not a candidate
+    failed: bool = False  # failed the group recently: not a candidate
+    maintenance: bool = False
+    leaving: bool = False  # a planned stop: it has released or is releasing
+    handover_to: str | None = None  # switchover target, once released
+    intents: tuple[Intent, ...] = ()
+    digest: str = ""  # configuration digest
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Boot:
+    """The agent started. Always the first event."""
+
+    boot: int
+    epoch: int = 0  # as persisted; 0 when nothing was stored
+    was_active: bool = False
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A deadline the core asked for (next_deadline) has come."""
+
+
+@dataclass(frozen=True)
+class HeartbeatReceived:
+    """A valid, authenticated heartbeat arrived on a link."""
+
+    link: str
+    beat: Heartbeat
+
+
+@dataclass(frozen=True)
+class ResourceDone:
+    """A resource action finished (or timed out: FAILED)."""
+
+    resource: str
+    action: Action
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FenceDone:
+    """A fence attempt on `target` finished."""
+
+    target: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ArbiterAnswer:
+    """The arbiter answered a renew, claim or poll, or failed to."""
+
+    outcome: ArbiterOutcome
+    # Our own clock when the request was sent: a lease is counted from here,
+    # never from the answer, so a slow answer cannot stretch it.
+    sent_at: float
+    peer: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AdminRequest:
+    """An operator's request from the control API."""
+
+    id: str
+    action: AdminAction
+    target: str | None = None
+
+
+Event = Boot | Tick | HeartbeatReceived | ResourceDone | FenceDone | ArbiterAnswer | AdminRequest
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class SendHeartbeat:
+    """Send this heartbeat on every link."""
+
+    beat: Heartbeat
+    reason: Reason = field(default_factory=lambda: Reason("heartbeat.interval"))
+
+
+@dataclass(frozen=True)
+class RunResource:
+    """Start, stop, monitor or probe a resource; answer with ResourceDone."""
+
+    resource: str
+    action: Action
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class FencePeer:
+    """Fence `target`; answer with FenceDone."""
+
+    target: str
+    attempt: int
+    reason: Reason
+
+
+class ArbiterRequest(str, Enum):
+    """What is asked of the arbiter."""
+
+    RENEW = "renew"  # extend our lease (disk: also read our message slot)
+    CLAIM = "claim"  # ask for the lease (disk: post "release or die" to the peer)
+    RELEASE = "release"  # give the lease back
+    ACK = "ack"  # disk: tell the claimant we released
+
+
+@dataclass(frozen=True)
+class AskArbiter:
+    """Ask the arbiter; answer with ArbiterAnswer."""
+
+    request: ArbiterRequest
+    epoch: int
+    reason: Reason
+    peer: str | None = None
+
+
+@dataclass(frozen=True)
+class RaiseAlarm:
+    """Tell the operators."""
+
+    kind: AlarmKind
+    severity: Severity
+    message: str
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Write this state durably before acting on it."""
+
+    epoch: int
+    active: bool
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class SelfFence:
+    """Stop this agent at once, resources as they are: the watchdog resets the machine."""
+
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to an AdminRequest."""
+
+    id: str
+    ok: bool
+    message: str
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event that is not legal in the current state; nothing changed."""
+
+    event: Event
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class RoleChanged:
+    """The node's role changed (for the log, the history and status)."""
+
+    old: Role
+    new: Role
+    epoch: int
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Exit:
+    """The planned stop is complete: the agent may exit."""
+
+    reason: Reason
+
+
+Command = (
+    SendHeartbeat
+    | RunResource
+    | FencePeer
+    | AskArbiter
+    | RaiseAlarm
+    | Persist
+    | SelfFence
+    | Reply
+    | Rejected
+    | RoleChanged
+    | Exit
+)
