@@ -7,12 +7,12 @@ All durations are float seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 
-class LinkKind(str, Enum):
+class LinkKind(StrEnum):
     """How a heartbeat travels."""
 
     UDP = "udp"
@@ -20,7 +20,7 @@ class LinkKind(str, Enum):
     DISK = "disk"
 
 
-class ResourceKind(str, Enum):
+class ResourceKind(StrEnum):
     """What a resource is; the kinds' parameters are read by their adapters."""
 
     IP = "ip"
@@ -31,7 +31,7 @@ class ResourceKind(str, Enum):
     POSTGRES = "postgres"
 
 
-class ArbitrationMode(str, Enum):
+class ArbitrationMode(StrEnum):
     """Who breaks the tie when the nodes cannot see each other."""
 
     NONE = "none"  # heartbeat-only: a cut between the nodes is a split brain
@@ -74,7 +74,7 @@ class Resource:
 
     name: str
     kind: ResourceKind
-    params: MappingProxyType[str, Any] = EMPTY_PARAMS
+    params: MappingProxyType[str, Any] = field(default_factory=lambda: EMPTY_PARAMS)
     start_timeout: float = 20.0
     stop_timeout: float = 20.0
     monitor_timeout: float = 10.0

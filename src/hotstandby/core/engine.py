@@ -1,11 +1,63 @@
-"""The decision engine: step(event, now) -> commands (being written by the lead)."""
+"""The decision engine of one node: `step(event, now) -> commands`, `next_deadline()`.
+
+Pure and synchronous. After every event the engine re-evaluates its whole
+situation (links, peers, arbitration, the group) and emits what follows, so a
+decision never depends on which event happened to arrive last. Each role has
+one decision function; the transition tables live in `table.py`.
+
+The takeover rule (DESIGN.md): a node starts the group only on evidence that
+every node that might hold it holds nothing: the peer is confirmed and says so
+(a clean release), a fence was confirmed, or the arbiter granted us the lease
+(and the peer's own release deadline has passed). Heartbeat-only clusters
+(`mode = "none"`) take over on silence alone, which they asked for by name.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hotstandby.core.cluster import Cluster
-from hotstandby.core.messages import Command, Event, Role
+from hotstandby.core import timing
+from hotstandby.core.cluster import ArbitrationMode, Cluster
+from hotstandby.core.group import Group, ResState, ResView
+from hotstandby.core.messages import (
+    Action,
+    AdminAction,
+    AdminRequest,
+    AlarmKind,
+    ArbiterAnswer,
+    ArbiterOutcome,
+    ArbiterRequest,
+    AskArbiter,
+    Boot,
+    Command,
+    Event,
+    Exit,
+    FenceDone,
+    FencePeer,
+    Heartbeat,
+    HeartbeatReceived,
+    Intent,
+    Outcome,
+    Persist,
+    RaiseAlarm,
+    Reason,
+    Rejected,
+    Reply,
+    ResourceDone,
+    Role,
+    RoleChanged,
+    RunResource,
+    SelfFence,
+    SendHeartbeat,
+    Severity,
+    Tick,
+)
+from hotstandby.core.peers import LinkState, PeerView, accept, link_state_at, new_peer
+from hotstandby.core.table import ADMIN, EVENTS, Reject
+
+HOLDING_ROLES = (Role.TAKING_OVER, Role.ACTIVE, Role.RELEASING)
+FENCE_RETRY = 1.0  # seconds between fence attempts after a failure
+MAX_DECISIONS = 8  # role changes evaluated in one step before yielding
 
 
 @dataclass(frozen=True)
@@ -17,20 +69,1137 @@ class EngineOptions:
     weaken_takeover_rule: bool = False
 
 
+class _RejectedError(Exception):
+    """Raised inside a handler: the event is illegal now; nothing is changed."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass
+class FenceJob:
+    """Fencing one peer, attempt by attempt, until the agent confirms it."""
+
+    not_before: float
+    attempt: int = 0
+    pending: bool = False
+    done: bool = False
+
+
+@dataclass
+class Claim:
+    """What this node has learned, while arbitrating, about the nodes it lost."""
+
+    started: float
+    granted_at: float | None = None  # witness: the lease is ours
+    posted_at: dict[str, float] = field(default_factory=dict)  # disk: release requests
+    released: set[str] = field(default_factory=set)  # disk: peers that acknowledged
+    next_try: float = 0.0
+    warned: bool = False
+
+
+@dataclass
+class Release:
+    """Why the group is being stopped and what comes after."""
+
+    reason: Reason
+    then: Role = Role.STANDBY  # STANDBY, or FENCED; EXIT is `leaving`
+    deadline: float | None = None  # self-fence if not released by then
+    ack_to: str | None = None  # disk: acknowledge this claimant afterwards
+
+
 class Engine:
     """One node's pure, synchronous decision engine."""
 
     def __init__(self, cluster: Cluster, node: str, options: EngineOptions | None = None) -> None:
+        cluster.node(node)  # KeyError for a node not in the cluster
         self.cluster = cluster
         self.name = node
         self.options = options or EngineOptions()
+        self.mode = cluster.arbitration.mode
+        self.timers = cluster.timers
         self.role = Role.STARTING
         self.epoch = 0
+        self.booted = False
+        self.boot = 0
+        self.seq = 0
+        self.sent_at: dict[int, float] = {}
+        links = tuple(link.name for link in cluster.links)
+        self.peers: dict[str, PeerView] = {
+            n: new_peer(n, links) for n in cluster.node_names if n != node
+        }
+        self.group = Group(cluster.resources)
+        self.offline = False
+        self.failed_until: float | None = None
+        self.forced = False
+        self.leaving = False
+        self.handover_to: str | None = None
+        self.handover_until = 0.0
+        self.release: Release | None = None
+        self.role_before_maintenance: Role | None = None
+        self.claim: Claim | None = None
+        self.fencing: dict[str, FenceJob] = {}
+        self.lease_until = float("-inf")
+        self.lease_held = False
+        self.arb_pending_at: float | None = None
+        self.next_renew = 0.0
+        self.yielded_to: str | None = None
+        self.next_beat = 0.0
+        self.beat_now = False
+        self.initial_deadline = 0.0
+        self.failback_since: float | None = None
+        self.intents: list[tuple[Intent, float]] = []
+        self.intent_counter = 0
+        self.applied_intents: dict[str, float] = {}
+        self.warned: set[str] = set()
+        self.last_takeover: Reason | None = None
+        self.now = 0.0
+        self._out: list[Command] = []
+        self._wakeups: list[float] = []
+
+    # ------------------------------------------------------------ the interface
 
     def step(self, event: Event, now: float) -> list[Command]:
         """Feed one event at local monotonic time `now`; get the commands to carry out."""
-        raise NotImplementedError
+        self.now = now
+        self._out = []
+        entry = EVENTS[(self.role, type(event))]
+        if not self.booted and not isinstance(event, Boot):
+            entry = Reject("the agent has not booted yet")
+        if isinstance(entry, Reject):
+            return [Rejected(event, Reason("table.reject", entry.why))]
+        try:
+            getattr(self, entry)(event)
+        except _RejectedError as rejection:
+            return [Rejected(event, Reason("table.reject", rejection.why))]
+        self._evaluate()
+        return self._out
 
     def next_deadline(self) -> float | None:
         """The local time at which the engine wants a Tick, or None."""
-        raise NotImplementedError
+        return min(self._wakeups) if self._wakeups else None
+
+    # ------------------------------------------------------------ event handlers
+
+    def on_boot(self, event: Boot) -> None:
+        """First event: remember the boot, probe what already runs here."""
+        if self.booted:
+            raise _RejectedError("the agent has already booted")
+        self.booted = True
+        self.boot = event.boot
+        # Sequence numbers start at a boot-derived offset, so an echo of a
+        # previous boot's number can never be taken for one of ours.
+        self.seq = (event.boot & 0x7FFFFFFF) << 16
+        self.epoch = event.epoch
+        self.initial_deadline = self.now + self.timers.initial_dead
+        for v in self.group.items:
+            self._run(v, Action.PROBE, Reason("boot.probe", "learn what already runs here"))
+
+    def on_tick(self, event: Tick) -> None:
+        """A deadline came: the evaluation after every event does the work."""
+
+    def on_heartbeat(self, event: HeartbeatReceived) -> None:
+        """Record a peer's heartbeat and apply the intents it carries."""
+        beat = event.beat
+        peer = self.peers.get(beat.sender)
+        if peer is None:
+            raise _RejectedError(f"heartbeat from {beat.sender!r}, not a peer in this cluster")
+        if event.link not in peer.links:
+            raise _RejectedError(f"heartbeat on unknown link {event.link!r}")
+        if not accept(peer, event.link, beat, self.now):
+            return
+        for name, seq in beat.heard:
+            if name == self.name and seq in self.sent_at:
+                sent = self.sent_at[seq]
+                if peer.acked_sent_at is None or sent > peer.acked_sent_at:
+                    peer.acked_sent_at = sent
+        if beat.digest and self.cluster.digest and beat.digest != self.cluster.digest[:16]:
+            if not peer.digest_warned:
+                peer.digest_warned = True
+                self._alarm(
+                    AlarmKind.CONFIG_MISMATCH,
+                    Severity.WARNING,
+                    f"{peer.name} runs a different configuration",
+                    Reason("config.digest", f"{beat.digest} != {self.cluster.digest[:16]}"),
+                )
+        else:
+            peer.digest_warned = False
+        for intent in beat.intents:
+            if intent.id not in self.applied_intents:
+                self.applied_intents[intent.id] = self.now
+                self._apply_intent(intent)
+
+    def on_resource_done(self, event: ResourceDone) -> None:
+        """A resource action finished: update the group; failures may move it."""
+        v = self.group.by_name.get(event.resource)
+        if v is None or v.pending is not event.action:
+            raise _RejectedError(f"no {event.action.value} of {event.resource!r} is outstanding")
+        v.pending = None
+        v.last_result = f"{event.action.value} {event.outcome.value} {event.detail}".strip()
+        handler = {
+            Action.PROBE: self._probe_done,
+            Action.START: self._start_done,
+            Action.STOP: self._stop_done,
+            Action.MONITOR: self._monitor_done,
+        }[event.action]
+        handler(v, event)
+
+    def on_fence_done(self, event: FenceDone) -> None:
+        """A fence attempt finished: only the agent's success counts."""
+        job = self.fencing.get(event.target)
+        if job is None or not job.pending:
+            raise _RejectedError(f"no fence of {event.target!r} is outstanding")
+        job.pending = False
+        if event.ok:
+            job.done = True
+            self._alarm(
+                AlarmKind.FENCE,
+                Severity.WARNING,
+                f"{event.target} fenced (attempt {job.attempt})",
+                Reason("fence.confirmed", event.detail),
+            )
+        else:
+            job.not_before = self.now + FENCE_RETRY
+            self._alarm(
+                AlarmKind.FENCE_FAILED,
+                Severity.CRITICAL,
+                f"fencing {event.target} failed (attempt {job.attempt}); retrying",
+                Reason("fence.failed", event.detail or "the fence agent did not confirm"),
+            )
+
+    def on_arbiter_answer(self, event: ArbiterAnswer) -> None:
+        """The arbiter answered: leases, grants, and disk messages."""
+        outcome = event.outcome
+        if self.arb_pending_at == event.sent_at or outcome in (
+            ArbiterOutcome.RENEWED,
+            ArbiterOutcome.GRANTED,
+            ArbiterOutcome.DENIED,
+            ArbiterOutcome.UNREACHABLE,
+        ):
+            self.arb_pending_at = None
+        validity = timing.lease_validity(self.cluster)
+        if outcome in (ArbiterOutcome.RENEWED, ArbiterOutcome.GRANTED):
+            self.warned -= {"arbiter.denied", "arbiter.unreachable"}
+        if outcome is ArbiterOutcome.RENEWED:
+            self.lease_held = True
+            self.lease_until = max(self.lease_until, event.sent_at + validity)
+        elif outcome is ArbiterOutcome.GRANTED:
+            self._granted(event, validity)
+        elif outcome is ArbiterOutcome.DENIED:
+            self.lease_held = False
+            self._warn_once("arbiter.denied", f"the arbiter refused: {event.detail}")
+        elif outcome is ArbiterOutcome.UNREACHABLE:
+            self._warn_once("arbiter.unreachable", f"the arbiter is unreachable: {event.detail}")
+        elif outcome is ArbiterOutcome.RELEASE_REQUESTED:
+            self._release_requested(event.peer or "?")
+        elif outcome is ArbiterOutcome.PEER_RELEASED and self.claim and event.peer:
+            self.claim.released.add(event.peer)
+
+    def on_admin(self, event: AdminRequest) -> None:
+        """An operator's request: the ADMIN table says who handles it."""
+        entry = ADMIN[(self.role, event.action)]
+        if isinstance(entry, Reject):
+            self._reply(event, False, entry.why)
+            return
+        ok, message = getattr(self, entry)(event.action, event.target)
+        self._reply(event, ok, message)
+
+    # ------------------------------------------------------------ admin
+
+    def admin_forward(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """A request for the active node: carry it there in our heartbeats."""
+        holder = next((p.name for p in self.peers.values() if p.is_active_now()), None)
+        if holder is None:
+            return False, "no active node is reachable to carry this out"
+        if target is not None and target not in self.cluster.node_names:
+            return False, f"no node called {target!r}"
+        self._add_intent(action, target)
+        return True, f"sent to the active node {holder}"
+
+    def admin_switchover(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """Hand the group to another node: release it here, then it takes over."""
+        chosen = self._handover_target(target)
+        if isinstance(chosen, Reject):
+            return False, chosen.why
+        self._begin_release(Reason("admin.switchover", f"to {chosen}"), handover=chosen)
+        return True, f"switching over to {chosen}"
+
+    def admin_standby(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """Make a node ineligible to hold the group; moves it away if it holds it."""
+        target = target or self.name
+        if target != self.name:
+            return self._intent_for(action, target)
+        if self.role is Role.ACTIVE:
+            chosen = self._handover_target(None)
+            if isinstance(chosen, Reject):
+                return False, f"{chosen.why}; the group would stop"
+            self.offline = True
+            self._begin_release(Reason("admin.standby", f"moving to {chosen}"), handover=chosen)
+            return True, f"{self.name} in standby; moving the group to {chosen}"
+        self.offline = True
+        return True, f"{self.name} in standby"
+
+    def admin_online(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """Make a node eligible again."""
+        target = target or self.name
+        if target != self.name:
+            return self._intent_for(action, target)
+        self.offline = False
+        return True, f"{self.name} online"
+
+    def admin_maintenance_on(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """Stop managing anything, cluster-wide; resources stay as they are."""
+        self._add_intent(action, None)
+        self._enter_maintenance()
+        return True, "maintenance mode on: nothing is managed until it is turned off"
+
+    def admin_maintenance_off(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """Manage again: probe what runs, then decide from what is found."""
+        self._add_intent(action, None)
+        self._leave_maintenance()
+        return True, "maintenance mode off: probing resources"
+
+    def admin_shutdown(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """A planned stop: release in order, tell the peers, then exit."""
+        self.leaving = True
+        if self.role in (Role.ACTIVE, Role.TAKING_OVER) or (
+            self.role is Role.MAINTENANCE and self.group.holds()
+        ):
+            chosen = self._handover_target(None)
+            handover = None if isinstance(chosen, Reject) else chosen
+            self._begin_release(Reason("admin.shutdown", "planned stop"), handover=handover)
+            return True, "releasing the group, then stopping"
+        if self.role is Role.RELEASING:
+            return True, "stopping once the release completes"
+        self._finish_leaving(Reason("admin.shutdown", "holds nothing"))
+        return True, "stopping"
+
+    def admin_cleanup(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """Forget failures, of one resource or all, so this node may host the group again."""
+        views = [self.group.by_name[target]] if target in self.group.by_name else self.group.items
+        if target is not None and target not in self.group.by_name:
+            return False, f"no resource called {target!r}"
+        for v in views:
+            v.failures.clear()
+        self.failed_until = None
+        return True, "failures cleared"
+
+    def admin_force_active(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
+        """Operator override: take over without hearing the peer or the arbiter."""
+        self.forced = True
+        self._alarm(
+            AlarmKind.STATE,
+            Severity.CRITICAL,
+            "forced active by an operator: if the peer is alive and holds the group, "
+            "both nodes now hold it",
+            Reason("admin.force_active"),
+        )
+        return True, "taking over without evidence, as ordered"
+
+    # ------------------------------------------------------------ evaluation
+
+    def _evaluate(self) -> None:
+        self._wakeups = []
+        self._update_links()
+        self._prune_intents()
+        for _ in range(MAX_DECISIONS):
+            before = self.role
+            DECIDE[self.role](self)
+            if self.role is before:
+                break
+        self._tend_fencing()
+        self._tend_arbiter()
+        self._tend_heartbeat()
+
+    def _update_links(self) -> None:
+        t = self.timers
+        for peer in self.peers.values():
+            any_up = False
+            for link, view in peer.links.items():
+                state = link_state_at(view, self.now, t.warn_time, t.dead_time)
+                if state is not view.state:
+                    self._link_changed(peer, link, view.state, state)
+                    view.state = state
+                if state in (LinkState.UP, LinkState.LATE):
+                    any_up = True
+                    assert view.last_seen is not None
+                    self._wake(
+                        view.last_seen + (t.dead_time if state is LinkState.LATE else t.warn_time)
+                    )
+            acked = peer.acked_sent_at is not None and self.now - peer.acked_sent_at < t.dead_time
+            if acked and peer.acked_sent_at is not None:
+                self._wake(peer.acked_sent_at + t.dead_time)
+            confirmed = any_up and acked
+            if confirmed and not peer.confirmed:
+                peer.confirmed = True
+                peer.beat_at_loss = None
+                if peer.lost_at is not None:
+                    self._alarm(
+                        AlarmKind.PEER_BACK,
+                        Severity.INFO,
+                        f"{peer.name} is back",
+                        Reason("peer.confirmed", "heartbeats cross both ways again"),
+                    )
+                if self.yielded_to == peer.name:
+                    self.yielded_to = None
+            elif not confirmed and peer.confirmed:
+                peer.confirmed = False
+                peer.lost_at = self.now
+                peer.beat_at_loss = peer.beat
+                why = (
+                    "every link is silent"
+                    if not any_up
+                    else f"it does not hear us (no echo for {t.dead_time:g}s): a one-way cut"
+                )
+                self._alarm(
+                    AlarmKind.PEER_LOST,
+                    Severity.WARNING,
+                    f"lost {peer.name}: {why}",
+                    Reason("peer.lost", why),
+                )
+
+    def _link_changed(self, peer: PeerView, link: str, old: LinkState, new: LinkState) -> None:
+        if new is LinkState.DOWN:
+            self._alarm(
+                AlarmKind.LINK_DOWN,
+                Severity.WARNING,
+                f"link {link} to {peer.name} down",
+                Reason("link.dead_time", f"silent for {self.timers.dead_time:g}s"),
+            )
+        elif new is LinkState.LATE:
+            self._alarm(
+                AlarmKind.LINK_LATE,
+                Severity.INFO,
+                f"link {link} to {peer.name} late",
+                Reason("link.warn_time", f"silent for {self.timers.warn_time:g}s"),
+            )
+        elif new is LinkState.UP and old in (LinkState.DOWN, LinkState.UNKNOWN):
+            self._alarm(
+                AlarmKind.LINK_UP,
+                Severity.INFO,
+                f"link {link} to {peer.name} up",
+                Reason("link.heard"),
+            )
+
+    # ------------------------------------------------------------ role decisions
+
+    def _decide_starting(self) -> None:
+        if any(v.state is ResState.UNKNOWN for v in self.group.items):
+            return  # probes outstanding: we do not know yet what runs here
+        if any(p.is_active_now() for p in self.peers.values()):
+            self._stand_down(Reason("boot.peer_active", "a peer holds the group"))
+            return
+        confirmed = [p for p in self.peers.values() if p.confirmed]
+        if len(confirmed) == len(self.peers):
+            if any(p.holds_now() for p in confirmed):
+                return  # a peer is still probing or releasing: wait for its word
+            self._elect(Reason("boot.election", "every peer is here and holds nothing"))
+            return
+        if self.now < self.initial_deadline and not self.forced:
+            self._wake(self.initial_deadline)
+            return
+        if not self._eligible() or not self._best_candidate():
+            self._stand_down(Reason("boot.not_candidate", "another node ranks higher"))
+            return
+        if self.forced:
+            self._begin_takeover(Reason("admin.force_active", "ordered by an operator"))
+            return
+        if self.mode is ArbitrationMode.NONE and not self.cluster.policies.boot_alone:
+            self._warn_once(
+                "boot.alone",
+                "no peer after the initial dead time; heartbeat-only clusters wait "
+                "(policies.boot_alone or `hotstandby force-active` to override)",
+            )
+            return
+        self._begin_arbitration(Reason("boot.alone", "no peer after the initial dead time"))
+
+    def _decide_standby(self) -> None:
+        peers = self.peers.values()
+        if any(p.holds_now() for p in peers):
+            return
+        lost = [p for p in peers if not p.confirmed and p.name != self.yielded_to]
+        if not self._eligible() or not self._best_candidate():
+            return
+        if lost:
+            # A lost peer may have taken over since we last heard it (with its
+            # own evidence about us), so even one that held nothing is arbitrated.
+            names = ", ".join(p.name for p in lost)
+            self._begin_arbitration(Reason("standby.peer_lost", f"lost {names}"))
+            return
+        if any(not p.confirmed for p in peers):
+            return  # only a node we yielded to is unseen: it is taking over
+        self._elect(Reason("standby.election", "every peer is here and holds nothing"))
+
+    def _decide_arbitrating(self) -> None:
+        claim = self.claim
+        assert claim is not None
+        if any(p.holds_now() for p in self.peers.values()):
+            self._abort_claim(Reason("arbitrate.peer_back", "a peer holds the group after all"))
+            return
+        targets = [p for p in self.peers.values() if not p.confirmed]
+        if not targets:
+            self._abort_claim(Reason("arbitrate.peer_back", "every peer is back, holding nothing"))
+            return
+        if self.forced:
+            self._begin_takeover(Reason("admin.force_active", "ordered by an operator"))
+            return
+        if self.options.weaken_takeover_rule or self.mode is ArbitrationMode.NONE:
+            why = (
+                "test switch: no evidence asked"
+                if self.options.weaken_takeover_rule
+                else ("heartbeat-only cluster: silence is taken as death")
+            )
+            self._begin_takeover(Reason("takeover.heartbeat_only", why))
+            return
+        evidence = {
+            ArbitrationMode.FENCE: self._fence_evidence,
+            ArbitrationMode.WITNESS: self._witness_evidence,
+            ArbitrationMode.DISK: self._disk_evidence,
+        }[self.mode]
+        proof = evidence(claim, targets)
+        if proof is not None:
+            self._begin_takeover(proof)
+
+    def _decide_taking_over(self) -> None:
+        if self._yield_to_higher_epoch():
+            return
+        if not self.group.idle():
+            return
+        v = self.group.next_to_start()
+        if v is None:
+            self._set_role(Role.ACTIVE, Reason("takeover.complete", "every resource is up"))
+            for item in self.group.items:
+                item.next_monitor = self.now + item.spec.monitor_interval
+            return
+        self._run(v, Action.START, Reason("takeover.start", f"in order: {v.spec.name}"))
+
+    def _decide_active(self) -> None:
+        if self._yield_to_higher_epoch():
+            return
+        if self._must_self_demote():
+            return
+        if self._failback_due():
+            return
+        for v in self.group.items:
+            if v.pending is not None:
+                continue
+            if v.state is ResState.RUNNING and v.next_monitor is not None:
+                if self.now >= v.next_monitor:
+                    v.next_monitor = self.now + v.spec.monitor_interval
+                    self._run(v, Action.MONITOR, Reason("monitor.interval"))
+                else:
+                    self._wake(v.next_monitor)
+        if not self.group.idle():
+            return
+        # Restart in place: stop what failed, then start in order what is down.
+        failed = next((v for v in self.group.items if v.state is ResState.FAILED), None)
+        if failed is not None:
+            self._run(failed, Action.STOP, Reason("restart.stop", f"{failed.spec.name} failed"))
+            return
+        down = self.group.next_to_start()
+        if down is not None:
+            self._run(down, Action.START, Reason("restart.start", f"{down.spec.name} is down"))
+
+    def _decide_releasing(self) -> None:
+        release = self.release
+        assert release is not None
+        if release.deadline is not None and self.now >= release.deadline:
+            self._self_fence(Reason("release.too_slow", "not released before the lease ended"))
+            return
+        if release.deadline is not None:
+            self._wake(release.deadline)
+        if self.group.stop_failed():
+            return
+        v = self.group.next_to_stop()
+        if v is None:
+            self._release_complete(release)
+            return
+        if v.pending is None:
+            self._run(v, Action.STOP, Reason("release.stop", f"in reverse: {v.spec.name}"))
+
+    def _decide_quiet(self) -> None:
+        """Maintenance and fenced nodes decide nothing."""
+
+    # ------------------------------------------------------------ evidence
+
+    def _fence_evidence(self, claim: Claim, targets: list[PeerView]) -> Reason | None:
+        for p in targets:
+            self._ensure_fence_job(p, claim.started + self._fence_delay(p))
+        if all(self.fencing[p.name].done for p in targets):
+            names = ", ".join(p.name for p in targets)
+            return Reason("takeover.fenced", f"fence of {names} confirmed by the agent")
+        return None
+
+    def _witness_evidence(self, claim: Claim, targets: list[PeerView]) -> Reason | None:
+        if claim.granted_at is None:
+            if self.arb_pending_at is None and self.now >= claim.next_try:
+                claim.next_try = self.now + timing.renew_period(self.cluster)
+                self._ask(ArbiterRequest.CLAIM, Reason("arbitrate.claim", "ask the witness"))
+            else:
+                self._wake(claim.next_try)
+            return None
+        safe = self._release_wait(targets, claim.granted_at)
+        if self.now < safe:
+            self._wake(safe)
+            return None
+        return Reason("takeover.lease", "the witness granted us the lease after the peer's ran out")
+
+    def _disk_evidence(self, claim: Claim, targets: list[PeerView]) -> Reason | None:
+        wait = timing.disk_claim_wait(self.cluster)
+        for p in targets:
+            if p.name not in claim.posted_at and self.arb_pending_at is None:
+                self._ask(ArbiterRequest.CLAIM, Reason("arbitrate.release_or_die", p.name), p.name)
+                return None
+        if len(claim.posted_at) < len(targets):
+            return None
+        safe = self.now
+        for p in targets:
+            if p.name in claim.released:
+                continue
+            safe = max(safe, claim.posted_at[p.name] + wait, self._release_wait([p], self.now))
+        if self.now < safe:
+            self._wake(safe)
+            return None
+        released = [p.name for p in targets if p.name in claim.released]
+        detail = (
+            f"acknowledged by {', '.join(released)}"
+            if released
+            else (f"no answer in {wait:g}s: a live peer would have released")
+        )
+        return Reason("takeover.disk", detail)
+
+    def _release_wait(self, targets: list[PeerView], floor: float) -> float:
+        """When every target, if alive and cut off, must have released what it held."""
+        safe = floor
+        wait = timing.unconfirmed_release_wait(self.cluster)
+        for p in targets:
+            promise = p.beat_at_loss or p.beat
+            if promise is None or not promise.lease_ok:
+                lost = p.lost_at if p.lost_at is not None else self.now
+                safe = max(safe, lost + wait)
+        return safe
+
+    # ------------------------------------------------------------ transitions
+
+    def _set_role(self, role: Role, reason: Reason) -> None:
+        old = self.role
+        self.role = role
+        self.beat_now = True
+        self._out.append(RoleChanged(old, role, self.epoch, reason))
+
+    def _elect(self, reason: Reason) -> None:
+        if self._eligible() and self._best_candidate():
+            self._begin_takeover(reason)
+        else:
+            self._stand_down(reason)
+
+    def _stand_down(self, reason: Reason) -> None:
+        if self.group.holds():
+            self._begin_release(Reason(reason.rule, f"{reason.detail}; stopping what runs here"))
+        elif self.role is not Role.STANDBY:
+            self._set_role(Role.STANDBY, reason)
+
+    def _begin_arbitration(self, reason: Reason) -> None:
+        self.claim = Claim(started=self.now)
+        self._set_role(Role.ARBITRATING, reason)
+
+    def _abort_claim(self, reason: Reason) -> None:
+        self.claim = None
+        if self.mode is ArbitrationMode.WITNESS and self.lease_held:
+            self.lease_held = False
+            self._ask(ArbiterRequest.RELEASE, Reason("arbitrate.abort", "give the lease back"))
+        self._set_role(Role.STANDBY, reason)
+
+    def _begin_takeover(self, reason: Reason) -> None:
+        self.epoch = max([self.epoch] + [p.epoch for p in self.peers.values()]) + 1
+        self.claim = None
+        self.forced = False
+        self.handover_to = None
+        self.last_takeover = reason
+        self._out.append(Persist(self.epoch, True, reason))
+        self._alarm(
+            AlarmKind.TAKEOVER,
+            Severity.CRITICAL,
+            f"{self.name} takes over (epoch {self.epoch})",
+            reason,
+        )
+        self._set_role(Role.TAKING_OVER, reason)
+
+    def _begin_release(
+        self,
+        reason: Reason,
+        handover: str | None = None,
+        deadline: float | None = None,
+        ack_to: str | None = None,
+    ) -> None:
+        self.release = Release(reason=reason, deadline=deadline, ack_to=ack_to)
+        if handover is not None:
+            self.handover_to = handover
+            # The handover is void if the target has not taken over in this long.
+            self.handover_until = self.now + self.timers.initial_dead
+        self._alarm(AlarmKind.RELEASE, Severity.WARNING, f"{self.name} releases the group", reason)
+        self._set_role(Role.RELEASING, reason)
+
+    def _release_complete(self, release: Release) -> None:
+        self.release = None
+        self._out.append(Persist(self.epoch, False, Reason("release.complete")))
+        if self.mode is ArbitrationMode.WITNESS and self.lease_held:
+            self.lease_held = False
+            self._ask(ArbiterRequest.RELEASE, Reason("release.complete", "give the lease back"))
+        if release.ack_to is not None:
+            self._ask(
+                ArbiterRequest.ACK,
+                Reason("release.ack", release.ack_to),
+                release.ack_to,
+                wait=False,
+            )
+        if self.leaving:
+            self._finish_leaving(Reason("release.complete", "planned stop"))
+            return
+        self._set_role(release.then, Reason("release.complete", release.reason.rule))
+
+    def _finish_leaving(self, reason: Reason) -> None:
+        self.beat_now = True
+        self._tend_heartbeat()
+        self._out.append(Exit(reason))
+
+    def _self_fence(self, reason: Reason) -> None:
+        self._alarm(AlarmKind.STATE, Severity.CRITICAL, f"{self.name} stops itself", reason)
+        self._out.append(SelfFence(reason))
+        self._set_role(Role.FENCED, reason)
+
+    def _yield_to_higher_epoch(self) -> bool:
+        for p in self.peers.values():
+            if p.is_active_now() and self._outranks(p.epoch, p.name, self.epoch, self.name):
+                self._alarm(
+                    AlarmKind.SPLIT_BRAIN,
+                    Severity.CRITICAL,
+                    f"both {self.name} and {p.name} hold the group; {p.name} keeps it",
+                    Reason(
+                        "split_brain.lower_epoch", f"epoch {self.epoch} < {p.epoch} of {p.name}"
+                    ),
+                )
+                self._begin_release(Reason("split_brain.lower_epoch", f"{p.name} keeps the group"))
+                return True
+            if p.is_active_now():
+                self._warn_once(
+                    f"split.{p.name}.{p.epoch}",
+                    f"{p.name} also holds the group; it must release (lower epoch)",
+                    AlarmKind.SPLIT_BRAIN,
+                )
+        return False
+
+    def _must_self_demote(self) -> bool:
+        if self.mode not in (ArbitrationMode.WITNESS, ArbitrationMode.DISK):
+            return False
+        if all(p.confirmed for p in self.peers.values()):
+            return False
+        margin = timing.release_bound(self.cluster)
+        start_at = self.lease_until - margin
+        if self.now < start_at:
+            self._wake(start_at)
+            return False
+        self._begin_release(
+            Reason(
+                "demote.unconfirmed",
+                "lost every peer and the arbiter: release before the lease ends",
+            ),
+            deadline=self.now + self.timers.release,
+        )
+        return True
+
+    def _failback_due(self) -> bool:
+        policy = self.cluster.policies
+        better = [
+            p
+            for p in self.peers.values()
+            if p.confirmed
+            and p.role is Role.STANDBY
+            and self._peer_eligible(p)
+            and self.cluster.rank(p.name) < self.cluster.rank(self.name)
+        ]
+        if not policy.failback or not better:
+            self.failback_since = None
+            return False
+        if self.failback_since is None:
+            self.failback_since = self.now
+        due = self.failback_since + policy.failback_delay
+        if self.now < due:
+            self._wake(due)
+            return False
+        self.failback_since = None
+        target = min(better, key=lambda p: self.cluster.rank(p.name)).name
+        self._begin_release(
+            Reason("failback", f"{target} is preferred and healthy"), handover=target
+        )
+        return True
+
+    def _release_requested(self, claimant: str) -> None:
+        if self.role in HOLDING_ROLES or (self.role is Role.ARBITRATING and self.group.holds()):
+            self.yielded_to = claimant
+            if self.role is not Role.RELEASING:
+                self._begin_release(
+                    Reason("disk.release_or_die", f"{claimant} asks us to release"),
+                    handover=claimant,
+                    deadline=self.now + self.timers.release,
+                    ack_to=claimant,
+                )
+            elif self.release is not None:
+                self.release.ack_to = claimant
+        else:
+            self._ask(
+                ArbiterRequest.ACK, Reason("disk.ack", "we hold nothing"), claimant, wait=False
+            )
+
+    def _enter_maintenance(self) -> None:
+        self.role_before_maintenance = self.role
+        self.claim = None
+        self._set_role(Role.MAINTENANCE, Reason("admin.maintenance", "nothing is managed"))
+
+    def _leave_maintenance(self) -> None:
+        for v in self.group.items:
+            if v.pending is None:
+                v.state = ResState.UNKNOWN
+                self._run(v, Action.PROBE, Reason("maintenance.off", "learn what runs now"))
+        self.initial_deadline = self.now + self.timers.initial_dead
+        self._set_role(Role.STARTING, Reason("maintenance.off", "probe, then decide"))
+
+    # ------------------------------------------------------------ resource results
+
+    def _probe_done(self, v: ResView, event: ResourceDone) -> None:
+        v.state = {
+            Outcome.OK: ResState.RUNNING,
+            Outcome.STOPPED: ResState.STOPPED,
+            Outcome.FAILED: ResState.FAILED,
+        }[event.outcome]
+
+    def _start_done(self, v: ResView, event: ResourceDone) -> None:
+        if event.outcome is Outcome.OK:
+            v.state = ResState.RUNNING
+            v.next_monitor = self.now + v.spec.monitor_interval
+            if self.role is Role.ACTIVE:
+                self._alarm(
+                    AlarmKind.RESOURCE_RECOVERED,
+                    Severity.INFO,
+                    f"{v.spec.name} restarted in place on {self.name}",
+                    Reason("restart.done", event.detail),
+                )
+            return
+        v.state = ResState.FAILED
+        v.failures.append(self.now)
+        self._alarm(
+            AlarmKind.RESOURCE_FAILED,
+            Severity.CRITICAL,
+            f"{v.spec.name} failed to start on {self.name}",
+            Reason("resource.start_failed", event.detail),
+        )
+        if self.role is Role.TAKING_OVER:
+            self._group_failed_here(v, "a start failed during takeover")
+        elif self.role is Role.ACTIVE:
+            self._count_failure(v)
+
+    def _stop_done(self, v: ResView, event: ResourceDone) -> None:
+        if event.outcome is Outcome.OK:
+            v.state = ResState.STOPPED
+            return
+        v.state = ResState.STOP_FAILED
+        reason = Reason("resource.stop_failed", f"{v.spec.name}: {event.detail}")
+        self._alarm(
+            AlarmKind.RESOURCE_FAILED,
+            Severity.CRITICAL,
+            f"{v.spec.name} could not be stopped on {self.name}: fencing needed",
+            reason,
+        )
+        if self.mode is ArbitrationMode.FENCE:
+            # Stay and say so in heartbeats: the peer fences us before it takes over.
+            self.release = None
+            self._set_role(Role.FENCED, reason)
+        else:
+            self._self_fence(reason)
+
+    def _monitor_done(self, v: ResView, event: ResourceDone) -> None:
+        if v.state is not ResState.RUNNING or self.role is not Role.ACTIVE:
+            return  # the answer came after the group moved on
+        if event.outcome is Outcome.OK:
+            return
+        v.state = ResState.FAILED
+        v.failures.append(self.now)
+        self._alarm(
+            AlarmKind.RESOURCE_FAILED,
+            Severity.WARNING,
+            f"{v.spec.name} failed its monitor on {self.name}",
+            Reason("resource.monitor_failed", event.detail),
+        )
+        self._count_failure(v)
+
+    def _count_failure(self, v: ResView) -> None:
+        policy = self.cluster.policies
+        count = self.group.recent_failures(v, self.now, policy.restart_window)
+        if count <= policy.max_restarts:
+            return  # _decide_active restarts it in place
+        if any(p.confirmed and self._peer_eligible(p) for p in self.peers.values()):
+            self._group_failed_here(v, f"{count} failures within {policy.restart_window:g}s")
+        else:
+            self._warn_once(
+                f"stuck.{v.spec.name}",
+                f"{v.spec.name} keeps failing and no other node can take the group",
+                AlarmKind.RESOURCE_FAILED,
+            )
+
+    def _group_failed_here(self, v: ResView, why: str) -> None:
+        self.failed_until = self.now + self.cluster.policies.failure_expiry
+        self._begin_release(Reason("group.move", f"{v.spec.name}: {why}"))
+
+    # ------------------------------------------------------------ side duties
+
+    def _tend_fencing(self) -> None:
+        if self.mode is not ArbitrationMode.FENCE:
+            return
+        if self.role is Role.ACTIVE:
+            # Fence a lost peer at once, so that in a cut our fence beats the
+            # standby's (which waits fence_delay) and the service stays here.
+            for p in self.peers.values():
+                if not p.confirmed and p.beat is not None:
+                    self._ensure_fence_job(p, self.now)
+        for name, job in list(self.fencing.items()):
+            peer = self.peers[name]
+            if peer.confirmed and not job.pending:
+                del self.fencing[name]
+                continue
+            if job.done or job.pending:
+                continue
+            if self.now < job.not_before:
+                self._wake(job.not_before)
+                continue
+            job.pending = True
+            job.attempt += 1
+            self._out.append(
+                FencePeer(
+                    name,
+                    job.attempt,
+                    Reason("fence.peer_lost", f"{name} is lost; attempt {job.attempt}"),
+                )
+            )
+
+    def _ensure_fence_job(self, peer: PeerView, not_before: float) -> None:
+        if peer.name not in self.fencing:
+            self.fencing[peer.name] = FenceJob(not_before=not_before)
+
+    def _fence_delay(self, peer: PeerView) -> float:
+        # Delay only fencing of a node that holds the group: its own fence of us
+        # then wins a race in a mere cut.
+        return self.cluster.arbitration.fence_delay if peer.might_hold() else 0.0
+
+    def _tend_arbiter(self) -> None:
+        if self.mode not in (ArbitrationMode.WITNESS, ArbitrationMode.DISK):
+            return
+        if self.arb_pending_at is not None and self.now - self.arb_pending_at > self.timers.lease:
+            self.arb_pending_at = None  # an answer that never came: ask again
+        holding = self.role in HOLDING_ROLES or (
+            self.role is Role.ARBITRATING
+            and self.mode is ArbitrationMode.DISK
+            and self.claim is not None
+            and bool(self.claim.posted_at)
+        )
+        if not holding:
+            return
+        if self.arb_pending_at is None and self.now >= self.next_renew:
+            self.next_renew = self.now + timing.renew_period(self.cluster)
+            witness_claim = self.mode is ArbitrationMode.WITNESS and not self.lease_held
+            request = ArbiterRequest.CLAIM if witness_claim else ArbiterRequest.RENEW
+            self._ask(request, Reason("lease.renew", "keep the lease while holding"))
+        self._wake(self.next_renew)
+
+    def _tend_heartbeat(self) -> None:
+        if self.beat_now or self.now >= self.next_beat:
+            self.beat_now = False
+            self.next_beat = self.now + self.timers.interval
+            self._out.append(SendHeartbeat(self._heartbeat()))
+        self._wake(self.next_beat)
+
+    def _heartbeat(self) -> Heartbeat:
+        self.seq += 1
+        self.sent_at[self.seq] = self.now
+        horizon = self.now - 2 * self.timers.dead_time
+        for old in [s for s, t in self.sent_at.items() if t < horizon]:
+            del self.sent_at[old]
+        if self.handover_to is not None and (
+            self.now >= self.handover_until or self.peers[self.handover_to].is_active_now()
+        ):
+            self.handover_to = None
+        lease_left = self.lease_until - self.now
+        return Heartbeat(
+            sender=self.name,
+            boot=self.boot,
+            seq=self.seq,
+            epoch=self.epoch,
+            role=self.role,
+            holds=self.group.holds() or self.role in HOLDING_ROLES,
+            heard=tuple((p.name, p.beat.seq) for p in self.peers.values() if p.beat is not None),
+            lease_ok=lease_left >= timing.lease_ok_margin(self.cluster),
+            offline=self.offline,
+            failed=not self._eligible_failure_wise(),
+            maintenance=self.role is Role.MAINTENANCE,
+            leaving=self.leaving,
+            handover_to=self.handover_to,
+            intents=tuple(i for i, _ in self.intents),
+            digest=self.cluster.digest[:16],
+        )
+
+    # ------------------------------------------------------------ choosing a node
+
+    def _eligible_failure_wise(self) -> bool:
+        if self.failed_until is None:
+            return True
+        if self.now >= self.failed_until:
+            self.failed_until = None
+            return True
+        self._wake(self.failed_until)
+        return False
+
+    def _eligible(self) -> bool:
+        return not self.offline and not self.leaving and self._eligible_failure_wise()
+
+    def _peer_eligible(self, p: PeerView) -> bool:
+        b = p.beat
+        return (
+            b is not None
+            and not (b.offline or b.failed or b.leaving or b.maintenance)
+            and b.role in (Role.STANDBY, Role.STARTING)
+            and b.handover_to is None
+        )
+
+    def _best_candidate(self) -> bool:
+        """Whether this node is the one that should hold the group, of those in view."""
+        for p in self.peers.values():
+            if p.confirmed and p.beat is not None and p.beat.handover_to is not None:
+                return p.beat.handover_to == self.name
+        if self.handover_to is not None:
+            return False
+        rivals = [p.name for p in self.peers.values() if p.confirmed and self._peer_eligible(p)]
+        return all(self.cluster.rank(self.name) < self.cluster.rank(r) for r in rivals)
+
+    def _handover_target(self, wanted: str | None) -> str | Reject:
+        ready = [p for p in self.peers.values() if p.confirmed and self._peer_eligible(p)]
+        if wanted is not None:
+            if wanted not in self.peers:
+                return Reject(f"{wanted!r} is not a peer of {self.name}")
+            if all(p.name != wanted for p in ready):
+                return Reject(f"{wanted} is not reachable and ready to take over")
+            return wanted
+        if not ready:
+            return Reject("no other node is reachable and ready to take over")
+        return min(ready, key=lambda p: self.cluster.rank(p.name)).name
+
+    def _outranks(self, epoch_a: int, name_a: str, epoch_b: int, name_b: str) -> bool:
+        """Whether history a wins over b: the higher epoch, then the preferred node."""
+        if epoch_a != epoch_b:
+            return epoch_a > epoch_b
+        return self.cluster.rank(name_a) < self.cluster.rank(name_b)
+
+    # ------------------------------------------------------------ intents
+
+    def _add_intent(self, action: AdminAction, target: str | None) -> None:
+        self.intent_counter += 1
+        intent = Intent(f"{self.name}.{self.boot:x}.{self.intent_counter}", action, target)
+        self.applied_intents[intent.id] = self.now
+        self.intents.append((intent, self.now + self._intent_ttl()))
+        self.beat_now = True
+
+    def _intent_for(self, action: AdminAction, target: str) -> tuple[bool, str]:
+        if target not in self.peers:
+            return False, f"no node called {target!r}"
+        if not self.peers[target].confirmed:
+            return False, f"{target} is not reachable"
+        self._add_intent(action, target)
+        return True, f"sent to {target}"
+
+    def _intent_ttl(self) -> float:
+        return max(self.timers.initial_dead, 10 * self.timers.dead_time)
+
+    def _prune_intents(self) -> None:
+        self.intents = [(i, until) for i, until in self.intents if until > self.now]
+        for _, until in self.intents:
+            self._wake(until)
+        horizon = self.now - 2 * self._intent_ttl()
+        for key in [k for k, t in self.applied_intents.items() if t < horizon]:
+            del self.applied_intents[key]
+
+    def _apply_intent(self, intent: Intent) -> None:
+        if intent.target not in (None, self.name):
+            return
+        if intent.action is AdminAction.SWITCHOVER and self.role is not Role.ACTIVE:
+            return
+        entry = ADMIN[(self.role, intent.action)]
+        if isinstance(entry, Reject):
+            return  # not applicable here; the origin already answered its operator
+        if intent.action is AdminAction.MAINTENANCE_ON:
+            self._enter_maintenance()  # without a new intent: it is spreading already
+        elif intent.action is AdminAction.MAINTENANCE_OFF:
+            self._leave_maintenance()
+        else:
+            getattr(self, entry)(intent.action, intent.target)
+
+    # ------------------------------------------------------------ output helpers
+
+    def _run(self, v: ResView, action: Action, reason: Reason) -> None:
+        v.pending = action
+        if action is Action.START:
+            v.state = ResState.STARTING
+        elif action is Action.STOP and v.state is not ResState.STOP_FAILED:
+            v.state = ResState.STOPPING
+        self._out.append(RunResource(v.spec.name, action, reason))
+
+    def _ask(
+        self, request: ArbiterRequest, reason: Reason, peer: str | None = None, wait: bool = True
+    ) -> None:
+        if wait:
+            self.arb_pending_at = self.now
+        self._out.append(AskArbiter(request, self.epoch, reason, peer, at=self.now))
+
+    def _granted(self, event: ArbiterAnswer, validity: float) -> None:
+        if self.mode is ArbitrationMode.DISK:
+            # Posting proves the disk works for us: it counts as a renewal.
+            self.lease_until = max(self.lease_until, event.sent_at + validity)
+            if self.claim is not None and event.peer is not None:
+                self.claim.posted_at.setdefault(event.peer, event.sent_at)
+            return
+        self.lease_held = True
+        self.lease_until = max(self.lease_until, event.sent_at + validity)
+        if self.claim is not None and self.role is Role.ARBITRATING:
+            self.claim.granted_at = self.now
+        elif self.role not in HOLDING_ROLES:
+            self.lease_held = False
+            self._ask(
+                ArbiterRequest.RELEASE,
+                Reason("lease.unwanted", "granted after we gave up"),
+                wait=False,
+            )
+
+    def _alarm(self, kind: AlarmKind, severity: Severity, message: str, reason: Reason) -> None:
+        self._out.append(RaiseAlarm(kind, severity, message, reason))
+
+    def _warn_once(self, key: str, message: str, kind: AlarmKind = AlarmKind.ARBITER) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            self._alarm(kind, Severity.WARNING, message, Reason(key))
+
+    def _reply(self, event: AdminRequest, ok: bool, message: str) -> None:
+        self._out.append(Reply(event.id, ok, message, Reason(f"admin.{event.action.value}")))
+
+    def _wake(self, at: float) -> None:
+        if at > self.now:
+            self._wakeups.append(at)
+
+
+DECIDE = {
+    Role.STARTING: Engine._decide_starting,
+    Role.STANDBY: Engine._decide_standby,
+    Role.ARBITRATING: Engine._decide_arbitrating,
+    Role.TAKING_OVER: Engine._decide_taking_over,
+    Role.ACTIVE: Engine._decide_active,
+    Role.RELEASING: Engine._decide_releasing,
+    Role.MAINTENANCE: Engine._decide_quiet,
+    Role.FENCED: Engine._decide_quiet,
+}

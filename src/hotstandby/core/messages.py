@@ -7,10 +7,10 @@ can explain any decision and tests can assert on the rule that made it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """A node's role in the cluster."""
 
     STARTING = "starting"  # booted, probing resources, waiting for a peer
@@ -23,7 +23,7 @@ class Role(str, Enum):
     FENCED = "fenced"  # gave up for good: a stop failed or it stopped itself
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What a resource adapter is asked to do."""
 
     START = "start"
@@ -32,7 +32,7 @@ class Action(str, Enum):
     PROBE = "probe"  # a monitor at boot, to learn what is already running here
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """What a resource action found."""
 
     OK = "ok"  # start or stop done; monitor: running and healthy
@@ -40,7 +40,7 @@ class Outcome(str, Enum):
     FAILED = "failed"  # the action failed or timed out
 
 
-class ArbiterOutcome(str, Enum):
+class ArbiterOutcome(StrEnum):
     """The arbiter's answer."""
 
     RENEWED = "renewed"  # our lease was extended
@@ -51,7 +51,7 @@ class ArbiterOutcome(str, Enum):
     PEER_RELEASED = "peer_released"  # disk: the peer acknowledged our release request
 
 
-class AdminAction(str, Enum):
+class AdminAction(StrEnum):
     """Requests an operator makes through the control API."""
 
     SWITCHOVER = "switchover"
@@ -64,7 +64,7 @@ class AdminAction(str, Enum):
     FORCE_ACTIVE = "force_active"  # boot alone: take over without peer or arbiter
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How loudly an alarm is raised."""
 
     INFO = "info"
@@ -72,7 +72,7 @@ class Severity(str, Enum):
     CRITICAL = "critical"
 
 
-class AlarmKind(str, Enum):
+class AlarmKind(StrEnum):
     """What an alarm is about."""
 
     TAKEOVER = "takeover"
@@ -233,7 +233,7 @@ class FencePeer:
     reason: Reason
 
 
-class ArbiterRequest(str, Enum):
+class ArbiterRequest(StrEnum):
     """What is asked of the arbiter."""
 
     RENEW = "renew"  # extend our lease (disk: also read our message slot)
@@ -250,6 +250,8 @@ class AskArbiter:
     epoch: int
     reason: Reason
     peer: str | None = None
+    # The engine's clock when it asked; the answer's sent_at must echo it.
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
