@@ -447,10 +447,13 @@ class Engine:
                 peer.confirmed = False
                 peer.lost_at = self.now
                 peer.beat_at_loss = peer.beat
+                # Silence shows first as a stale echo (it ages from our send
+                # time), so only a link still fully up means a one-way cut.
+                one_way = any(v.state is LinkState.UP for v in peer.links.values())
                 why = (
-                    "every link is silent"
-                    if not any_up
-                    else f"it does not hear us (no echo for {t.dead_time:g}s): a one-way cut"
+                    f"it no longer echoes our heartbeats ({t.dead_time:g}s): a one-way cut"
+                    if one_way
+                    else f"no heartbeat crossed both ways for {t.dead_time:g}s"
                 )
                 self._alarm(
                     AlarmKind.PEER_LOST,
