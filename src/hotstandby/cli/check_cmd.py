@@ -1,12 +1,146 @@
-"""`hotstandby check` (being written)."""
+"""`hotstandby check FILE [--json]`: validate a configuration and print its timing budget.
+
+Exit status 0 when the file may run (warnings allowed), 2 when it must not; the errors go
+to stderr as `FILE:LINE: key.path: expected X, found Y`, one per line.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import sys
+import textwrap
+from typing import Any, TextIO
+
+from hotstandby.config.budget import (
+    Budget,
+    Risk,
+    lease_slack,
+    minimum_lease,
+    risks,
+    takeover_budget,
+)
+from hotstandby.config.durations import format_duration
+from hotstandby.config.errors import ConfigError, format_key
+from hotstandby.config.loader import load_bytes, read_file
+from hotstandby.config.positions import line_of
+from hotstandby.core.cluster import ArbitrationMode, Cluster
+
+EXIT_OK = 0
+EXIT_BAD_FILE = 2
+_LEASED = (ArbitrationMode.WITNESS, ArbitrationMode.DISK)
 
 
 def register(sub: Any) -> None:
     """Add the subcommand to the parser."""
-    p: argparse.ArgumentParser = sub.add_parser("check", help="(not yet available)")
-    p.set_defaults(func=lambda _args: 2)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "check",
+        help="validate a configuration file and print its timing budget",
+        description="Validate a cluster configuration file and print the worst-case takeover "
+        "time, in parts, and every warning. Exit 0 when it may run, 2 when it must not.",
+    )
+    p.add_argument("file", help="the cluster's TOML configuration file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `hotstandby check` with parsed arguments; the exit status."""
+    return check(args.file, as_json=args.json, out=sys.stdout, err=sys.stderr)
+
+
+def check(path: str, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """Check the file at `path`, reporting to `out` (and errors to `err`); the exit status."""
+    try:
+        data = read_file(path)
+        cluster = load_bytes(data, path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=err)
+        if as_json:
+            print(json.dumps(_error_json(path, error), indent=2), file=out)
+        return EXIT_BAD_FILE
+    text = data.decode("utf-8")  # load_bytes accepted it, so it is UTF-8
+    warnings = [(line_of(text, r.key), r) for r in risks(cluster)]
+    report = takeover_budget(cluster)
+    if as_json:
+        print(json.dumps(_report_json(path, cluster, report, warnings), indent=2), file=out)
+    else:
+        out.write(_report_text(path, cluster, report, warnings))
+    return EXIT_OK
+
+
+def _error_json(path: str, error: ConfigError) -> dict[str, Any]:
+    problems = [
+        {
+            "line": p.line,
+            "key": format_key(p.key),
+            "expected": p.expected,
+            "found": p.found,
+            "message": str(p),
+        }
+        for p in error.problems
+    ]
+    return {"file": path, "ok": False, "errors": problems}
+
+
+def _report_json(
+    path: str, cluster: Cluster, report: Budget, warnings: list[tuple[int, Risk]]
+) -> dict[str, Any]:
+    return {
+        "file": path,
+        "ok": True,
+        "cluster": {
+            "name": cluster.name,
+            "digest": cluster.digest,
+            "nodes": list(cluster.node_names),
+            "links": [{"name": link.name, "kind": link.kind.value} for link in cluster.links],
+            "resources": [{"name": r.name, "kind": r.kind.value} for r in cluster.resources],
+            "arbitration": cluster.arbitration.mode.value,
+        },
+        "budget": {
+            "total_seconds": report.total,
+            "parts": [
+                {"label": p.label, "seconds": p.seconds, "detail": p.detail} for p in report.parts
+            ],
+        },
+        "warnings": [
+            {"line": line, "key": format_key(r.key), "message": r.message} for line, r in warnings
+        ],
+    }
+
+
+def _report_text(
+    path: str, cluster: Cluster, report: Budget, warnings: list[tuple[int, Risk]]
+) -> str:
+    t = cluster.timers
+    links = ", ".join(f"{link.name} ({link.kind.value})" for link in cluster.links)
+    timers = f"interval {format_duration(t.interval)}, dead_time {format_duration(t.dead_time)}"
+    if cluster.arbitration.mode in _LEASED:
+        # How much room the lease rule leaves, so a tuner sees how far it may go down.
+        timers += f", lease {format_duration(t.lease)}"
+        timers += f" (rule minimum {format_duration(minimum_lease(cluster))},"
+        timers += f" slack {format_duration(lease_slack(cluster))})"
+    lines = [
+        f"{path}: OK, cluster {cluster.name!r}, sha256 {cluster.digest}",
+        f"  nodes: {', '.join(cluster.node_names)}",
+        f"  links: {links}",
+        f"  arbitration: {cluster.arbitration.mode.value}",
+        f"  timers: {timers}",
+        "",
+        "Worst-case takeover, from the active's death to the standby's services up:",
+    ]
+    width = max(len(p.label) for p in report.parts)
+    for part in report.parts:
+        lines.append(f"  {part.seconds:10.3f}s  {part.label:<{width}}  {part.detail}")
+    lines.append(f"  {'-' * 11}")
+    lines.append(f"  {report.total:10.3f}s  total")
+    lines.append("")
+    if not warnings:
+        lines.append("No warnings.")
+    else:
+        lines.append(f"{len(warnings)} WARNING{'S' if len(warnings) > 1 else ''}:")
+        for line, risk in warnings:
+            lines.append(f"  WARNING: {path}:{line}: {format_key(risk.key)}:")
+            lines.extend(f"      {chunk}" for chunk in textwrap.wrap(risk.message, 84))
+    return "\n".join(lines) + "\n"

@@ -110,7 +110,7 @@ class Timers:
     warn_time: float = 0.3  # a link silent this long is reported late
     dead_time: float = 0.5  # a link silent this long is down
     initial_dead: float = 10.0  # at boot, how long to wait for a peer
-    lease: float = 3.0  # arbiter lease (witness, disk)
+    lease: float = 4.0  # arbiter lease (witness, disk)
     fence_timeout: float = 10.0  # one fence attempt
     # The longest an active node that lost its peer and its arbiter takes to give
     # everything up; past it the agent stops itself and the watchdog resets it.
