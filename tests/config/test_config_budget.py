@@ -38,7 +38,7 @@ def expected_budget(text: str) -> dict[str, float]:
     detection = t["dead_time"] * (1 + 2 * rho)
     parts = {"detection": detection}
     mode = arb["mode"]
-    unconfirmed = 2 * rho * t["dead_time"] + t["interval"] + release_bound
+    unconfirmed = 2 * rho * t["dead_time"] + 3 * t["interval"] + release_bound
     if mode == "none":
         parts["no arbitration"] = 0.0
     elif mode == "witness":
@@ -93,6 +93,6 @@ def test_witness_wait_falls_back_to_the_release_bound_when_detection_outlasts_th
     cluster = replace(cluster, timers=replace(cluster.timers, lease=0.5))
     budget = {p.label: p.seconds for p in takeover_budget(cluster).parts}
     t = cluster.timers
-    bound = 2 * t.max_drift * t.dead_time + t.interval + t.release
+    bound = 2 * t.max_drift * t.dead_time + 3 * t.interval + t.release
     assert budget["lease expiry"] == pytest.approx(bound)
     assert budget["detection"] == pytest.approx(1.002)

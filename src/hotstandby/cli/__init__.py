@@ -7,8 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Each module defines register(subparsers) and sets a `func(args) -> int` default.
-SUBCOMMANDS = ("check", "simulate", "demo")
+# Each module defines register(subparsers); each subcommand sets `func(args) -> int`.
+MODULES = ("check_cmd", "simulate_cmd", "demo_cmd", "control_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A hot-standby failover manager: two nodes, many heartbeat links.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        module = importlib.import_module(f"hotstandby.cli.{name}_cmd")
+    for name in MODULES:
+        module = importlib.import_module(f"hotstandby.cli.{name}")
         module.register(sub)
     return parser
 

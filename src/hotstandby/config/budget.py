@@ -245,7 +245,7 @@ def _lease_expected(cluster: Cluster) -> str:
     margin = lease_ok_margin(cluster)
     return (
         f"at least {fd(minimum_lease(cluster))}: after one lost renewal (every lease/4) the "
-        f"active must still hold {fd(margin)} of lease (dead_time + drift + interval + "
+        f"active must still hold {fd(margin)} of lease (dead_time + drift + 3 intervals + "
         f"release bound {fd(release_bound(cluster))}) to release in time if its peer vanished"
     )
 

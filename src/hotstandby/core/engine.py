@@ -56,6 +56,7 @@ from hotstandby.core.peers import LinkState, PeerView, accept, link_state_at, ne
 from hotstandby.core.table import ADMIN, EVENTS, Reject
 
 HOLDING_ROLES = (Role.TAKING_OVER, Role.ACTIVE, Role.RELEASING)
+TOKEN_BOOT_MASK = (1 << 43) - 1  # a claim token: low boot bits, then a 20-bit counter
 FENCE_RETRY = 1.0  # seconds between fence attempts after a failure
 MAX_DECISIONS = 8  # role changes evaluated in one step before yielding
 
@@ -92,9 +93,14 @@ class Claim:
     """What this node has learned, while arbitrating, about the nodes it lost."""
 
     started: float
+    token: int = 0  # disk: names this claim in its release requests
+    election: bool = False  # every peer sees us: a candidacy, not an arbitration
+    reason: Reason = field(default_factory=lambda: Reason("election"))
     granted_at: float | None = None  # witness: the lease is ours
     posted_at: dict[str, float] = field(default_factory=dict)  # disk: release requests
     released: set[str] = field(default_factory=set)  # disk: peers that acknowledged
+    # disk: our clock when the newest complete read of our own slot was asked.
+    read_at: float = float("-inf")
     next_try: float = 0.0
     warned: bool = False
 
@@ -107,6 +113,7 @@ class Release:
     then: Role = Role.STANDBY  # STANDBY, or FENCED; EXIT is `leaving`
     deadline: float | None = None  # self-fence if not released by then
     ack_to: str | None = None  # disk: acknowledge this claimant afterwards
+    ack_token: int = 0
 
 
 class Engine:
@@ -145,6 +152,11 @@ class Engine:
         self.arb_pending_at: float | None = None
         self.next_renew = 0.0
         self.yielded_to: str | None = None
+        self.yielded_until = 0.0
+        self.claims_made = 0
+        # disk: rival claims we outranked; they can never complete (their final
+        # read shows our request), so they are not obeyed later either.
+        self.ignored_claims: set[int] = set()
         self.next_beat = 0.0
         self.beat_now = False
         self.initial_deadline = 0.0
@@ -282,6 +294,10 @@ class Engine:
         if outcome in (ArbiterOutcome.RENEWED, ArbiterOutcome.GRANTED):
             self.warned -= {"arbiter.denied", "arbiter.unreachable"}
         if outcome is ArbiterOutcome.RENEWED:
+            if self.claim is not None:
+                # RENEWED comes last of a read's answers: everything in our slot
+                # as of sent_at has been handled by now.
+                self.claim.read_at = max(self.claim.read_at, event.sent_at)
             self.lease_held = True
             self.lease_until = max(self.lease_until, event.sent_at + validity)
         elif outcome is ArbiterOutcome.GRANTED:
@@ -291,9 +307,14 @@ class Engine:
             self._warn_once("arbiter.denied", f"the arbiter refused: {event.detail}")
         elif outcome is ArbiterOutcome.UNREACHABLE:
             self._warn_once("arbiter.unreachable", f"the arbiter is unreachable: {event.detail}")
-        elif outcome is ArbiterOutcome.RELEASE_REQUESTED:
-            self._release_requested(event.peer or "?")
-        elif outcome is ArbiterOutcome.PEER_RELEASED and self.claim and event.peer:
+        elif outcome is ArbiterOutcome.RELEASE_REQUESTED and event.peer in self.peers:
+            self._release_requested(event.peer, event.token)
+        elif (
+            outcome is ArbiterOutcome.PEER_RELEASED
+            and self.claim is not None
+            and event.peer is not None
+            and event.token == self.claim.token
+        ):
             self.claim.released.add(event.peer)
 
     def on_admin(self, event: AdminRequest) -> None:
@@ -350,6 +371,10 @@ class Engine:
 
     def admin_maintenance_on(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
         """Stop managing anything, cluster-wide; resources stay as they are."""
+        lost = [p.name for p in self.peers.values() if not p.confirmed]
+        if lost:
+            # It would not hear of it, and might take over what we leave alone.
+            return False, f"{', '.join(lost)} cannot be reached: maintenance must be cluster-wide"
         self._add_intent(action, None)
         self._enter_maintenance()
         return True, "maintenance mode on: nothing is managed until it is turned off"
@@ -427,10 +452,16 @@ class Engine:
                     self._wake(
                         view.last_seen + (t.dead_time if state is LinkState.LATE else t.warn_time)
                     )
-            acked = peer.acked_sent_at is not None and self.now - peer.acked_sent_at < t.dead_time
+            # The newest echo of our heartbeats left us up to two intervals before it
+            # arrived (ours waits for the peer's next beat, which waits its interval):
+            # allow for that, or a silence shorter than the dead time loses the peer.
+            echo_dead = t.dead_time + 2 * t.interval
+            acked = peer.acked_sent_at is not None and self.now - peer.acked_sent_at < echo_dead
             if acked and peer.acked_sent_at is not None:
-                self._wake(peer.acked_sent_at + t.dead_time)
+                self._wake(peer.acked_sent_at + echo_dead)
             confirmed = any_up and acked
+            if confirmed and self.yielded_to == peer.name:
+                self.yielded_to = None  # we see it again: the usual rules apply
             if confirmed and not peer.confirmed:
                 peer.confirmed = True
                 peer.beat_at_loss = None
@@ -441,8 +472,6 @@ class Engine:
                         f"{peer.name} is back",
                         Reason("peer.confirmed", "heartbeats cross both ways again"),
                     )
-                if self.yielded_to == peer.name:
-                    self.yielded_to = None
             elif not confirmed and peer.confirmed:
                 peer.confirmed = False
                 peer.lost_at = self.now
@@ -517,11 +546,17 @@ class Engine:
             return
         self._begin_arbitration(Reason("boot.alone", "no peer after the initial dead time"))
 
+    def _stuck(self, p: PeerView) -> bool:
+        """A peer that could not stop a resource and waits to be fenced (fence mode)."""
+        return self.mode is ArbitrationMode.FENCE and p.holds_now() and p.role is Role.FENCED
+
     def _decide_standby(self) -> None:
         peers = self.peers.values()
-        if any(p.holds_now() for p in peers):
+        if any(p.holds_now() and not self._stuck(p) for p in peers):
             return
-        lost = [p for p in peers if not p.confirmed and p.name != self.yielded_to]
+        lost = [
+            p for p in peers if (not p.confirmed or self._stuck(p)) and not self._yielded(p.name)
+        ]
         if not self._eligible() or not self._best_candidate():
             return
         if lost:
@@ -537,10 +572,13 @@ class Engine:
     def _decide_arbitrating(self) -> None:
         claim = self.claim
         assert claim is not None
-        if any(p.holds_now() for p in self.peers.values()):
+        if any(p.holds_now() and not self._stuck(p) for p in self.peers.values()):
             self._abort_claim(Reason("arbitrate.peer_back", "a peer holds the group after all"))
             return
-        targets = [p for p in self.peers.values() if not p.confirmed]
+        if claim.election:
+            self._decide_election(claim)
+            return
+        targets = [p for p in self.peers.values() if not p.confirmed or self._stuck(p)]
         if not targets:
             self._abort_claim(Reason("arbitrate.peer_back", "every peer is back, holding nothing"))
             return
@@ -553,6 +591,10 @@ class Engine:
                 if self.options.weaken_takeover_rule
                 else ("heartbeat-only cluster: silence is taken as death")
             )
+            if self.options.weaken_takeover_rule:
+                # Act as if the arbiter had granted it, or the lease rule would
+                # hide the missing evidence by demoting at once.
+                self.lease_until = self.now + timing.lease_validity(self.cluster)
             self._begin_takeover(Reason("takeover.heartbeat_only", why))
             return
         evidence = {
@@ -565,7 +607,7 @@ class Engine:
             self._begin_takeover(proof)
 
     def _decide_taking_over(self) -> None:
-        if self._yield_to_higher_epoch():
+        if self._yield_to_higher_epoch() or self._must_self_demote():
             return
         if not self.group.idle():
             return
@@ -607,6 +649,9 @@ class Engine:
     def _decide_releasing(self) -> None:
         release = self.release
         assert release is not None
+        # A slow release (a failed group, a switchover) must still beat a standby
+        # that lost us and got the lease.
+        self._tighten_release(release, self._unconfirmed_deadline())
         if release.deadline is not None and self.now >= release.deadline:
             self._self_fence(Reason("release.too_slow", "not released before the lease ended"))
             return
@@ -652,17 +697,23 @@ class Engine:
         wait = timing.disk_claim_wait(self.cluster)
         for p in targets:
             if p.name not in claim.posted_at and self.arb_pending_at is None:
-                self._ask(ArbiterRequest.CLAIM, Reason("arbitrate.release_or_die", p.name), p.name)
+                reason = Reason("arbitrate.release_or_die", p.name)
+                self._ask(ArbiterRequest.CLAIM, reason, p.name, token=claim.token)
                 return None
         if len(claim.posted_at) < len(targets):
             return None
-        safe = self.now
-        for p in targets:
-            if p.name in claim.released:
-                continue
-            safe = max(safe, claim.posted_at[p.name] + wait, self._release_wait([p], self.now))
+        silent = [p for p in targets if p.name not in claim.released]
+        safe = claim.started
+        for p in silent:
+            safe = max(safe, claim.posted_at[p.name] + wait, self._release_wait([p], safe))
         if self.now < safe:
             self._wake(safe)
+            return None
+        if silent and claim.read_at < safe:
+            # Before acting on silence, read our own slot once more: a rival
+            # claim posted meanwhile must be seen (and may make us yield).
+            if self.arb_pending_at is None:
+                self._ask(ArbiterRequest.RENEW, Reason("arbitrate.final_read", "rival claims?"))
             return None
         released = [p.name for p in targets if p.name in claim.released]
         detail = (
@@ -679,7 +730,10 @@ class Engine:
         for p in targets:
             promise = p.beat_at_loss or p.beat
             if promise is None or not promise.lease_ok:
-                lost = p.lost_at if p.lost_at is not None else self.now
+                # A peer never heard since we booted has had no confirmation from
+                # us for at least as long as we have been arbitrating.
+                started = self.claim.started if self.claim else self.now
+                lost = p.lost_at if p.lost_at is not None else started
                 safe = max(safe, lost + wait)
         return safe
 
@@ -693,7 +747,11 @@ class Engine:
 
     def _elect(self, reason: Reason) -> None:
         if self._eligible() and self._best_candidate():
-            self._begin_takeover(reason)
+            # Two nodes may each think themselves best from heartbeats that are a
+            # moment old: announce the candidacy first (role ARBITRATING, which
+            # makes every peer defer) and take over only once every peer has
+            # answered it while deferring.
+            self._begin_arbitration(reason, election=True)
         else:
             self._stand_down(reason)
 
@@ -703,12 +761,55 @@ class Engine:
         elif self.role is not Role.STANDBY:
             self._set_role(Role.STANDBY, reason)
 
-    def _begin_arbitration(self, reason: Reason) -> None:
-        self.claim = Claim(started=self.now)
+    def _begin_arbitration(self, reason: Reason, election: bool = False) -> None:
+        self.claims_made += 1
+        token = ((self.boot & TOKEN_BOOT_MASK) << 20) | (self.claims_made & 0xFFFFF)
+        self.claim = Claim(started=self.now, token=token, election=election, reason=reason)
         self._set_role(Role.ARBITRATING, reason)
 
+    def _bowed_out(self, p: PeerView) -> bool:
+        """A peer that cannot be a rival: it is leaving, or it handed the group to us."""
+        b = p.beat
+        return b is not None and not b.holds and (b.leaving or b.handover_to == self.name)
+
+    def _decide_election(self, claim: Claim) -> None:
+        """A candidacy among peers that all see us: done once each has answered it deferring."""
+        peers = self.peers.values()
+        if any(not p.confirmed for p in peers):
+            self._abort_claim(Reason("election.peer_lost", "a peer vanished during the election"))
+            return
+        mine = self.cluster.rank(self.name)
+        if any(p.role is Role.ARBITRATING and self.cluster.rank(p.name) < mine for p in peers):
+            self._abort_claim(Reason("election.rival", "a preferred node is a candidate too"))
+            return
+        answered = all(
+            self._bowed_out(p)
+            or (
+                p.acked_sent_at is not None
+                and p.acked_sent_at >= claim.started
+                and p.role not in (Role.ARBITRATING, Role.TAKING_OVER, Role.ACTIVE)
+            )
+            for p in peers
+        )
+        if answered:
+            self._begin_takeover(claim.reason)
+
+    def _withdraw_claim(self) -> None:
+        """Take our release requests back off the disk, so none outlives its claim."""
+        claim, self.claim = self.claim, None
+        if claim is None or self.mode is not ArbitrationMode.DISK:
+            return
+        for peer in claim.posted_at:
+            self._ask(
+                ArbiterRequest.RELEASE,
+                Reason("disk.withdraw", peer),
+                peer,
+                wait=False,
+                token=claim.token,
+            )
+
     def _abort_claim(self, reason: Reason) -> None:
-        self.claim = None
+        self._withdraw_claim()
         if self.mode is ArbitrationMode.WITNESS and self.lease_held:
             self.lease_held = False
             self._ask(ArbiterRequest.RELEASE, Reason("arbitrate.abort", "give the lease back"))
@@ -716,7 +817,7 @@ class Engine:
 
     def _begin_takeover(self, reason: Reason) -> None:
         self.epoch = max([self.epoch] + [p.epoch for p in self.peers.values()]) + 1
-        self.claim = None
+        self._withdraw_claim()
         self.forced = False
         self.handover_to = None
         self.last_takeover = reason
@@ -751,13 +852,14 @@ class Engine:
             self.lease_held = False
             self._ask(ArbiterRequest.RELEASE, Reason("release.complete", "give the lease back"))
         if release.ack_to is not None:
+            reason = Reason("release.ack", release.ack_to)
             self._ask(
-                ArbiterRequest.ACK,
-                Reason("release.ack", release.ack_to),
-                release.ack_to,
-                wait=False,
+                ArbiterRequest.ACK, reason, release.ack_to, wait=False, token=release.ack_token
             )
         if self.leaving:
+            # Released: say so (standby, holds nothing) in the last heartbeat, so the
+            # peer takes over at once; and no event after Exit finds a release missing.
+            self._set_role(Role.STANDBY, Reason("release.complete", "planned stop"))
             self._finish_leaving(Reason("release.complete", "planned stop"))
             return
         self._set_role(release.then, Reason("release.complete", release.reason.rule))
@@ -793,24 +895,34 @@ class Engine:
                 )
         return False
 
-    def _must_self_demote(self) -> bool:
+    def _unconfirmed_deadline(self) -> float | None:
+        """When, having lost a peer and the arbiter's lease, everything must be released by.
+
+        None while a peer is confirmed, or in modes without leases (fence: the peer
+        fences us; heartbeat-only: nothing protects the cluster anyway).
+        """
         if self.mode not in (ArbitrationMode.WITNESS, ArbitrationMode.DISK):
-            return False
+            return None
         if all(p.confirmed for p in self.peers.values()):
-            return False
-        margin = timing.release_bound(self.cluster)
-        start_at = self.lease_until - margin
+            return None
+        start_at = self.lease_until - timing.release_bound(self.cluster)
         if self.now < start_at:
             self._wake(start_at)
+            return None
+        return self.now + self.timers.release
+
+    def _must_self_demote(self) -> bool:
+        deadline = self._unconfirmed_deadline()
+        if deadline is None:
             return False
-        self._begin_release(
-            Reason(
-                "demote.unconfirmed",
-                "lost every peer and the arbiter: release before the lease ends",
-            ),
-            deadline=self.now + self.timers.release,
-        )
+        why = "lost every peer and the arbiter: release before the lease ends"
+        self._begin_release(Reason("demote.unconfirmed", why), deadline=deadline)
         return True
+
+    def _tighten_release(self, release: Release, deadline: float | None) -> None:
+        """A release already under way must now also end by `deadline`."""
+        if deadline is not None and (release.deadline is None or deadline < release.deadline):
+            release.deadline = deadline
 
     def _failback_due(self) -> bool:
         policy = self.cluster.policies
@@ -838,22 +950,81 @@ class Engine:
         )
         return True
 
-    def _release_requested(self, claimant: str) -> None:
-        if self.role in HOLDING_ROLES or (self.role is Role.ARBITRATING and self.group.holds()):
-            self.yielded_to = claimant
-            if self.role is not Role.RELEASING:
-                self._begin_release(
-                    Reason("disk.release_or_die", f"{claimant} asks us to release"),
-                    handover=claimant,
-                    deadline=self.now + self.timers.release,
-                    ack_to=claimant,
-                )
-            elif self.release is not None:
-                self.release.ack_to = claimant
-        else:
+    def _release_requested(self, claimant: str, token: int) -> None:
+        """A peer asks, on the disk, that we release or die."""
+        peer = self.peers[claimant]
+        if token in self.ignored_claims:
+            return
+        current = peer.beat is not None and token >> 20 == peer.beat.boot & TOKEN_BOOT_MASK
+        if peer.confirmed and not current:
+            # Posted by an earlier boot of a peer we now hear: nothing acts on it
+            # any more. Clear it from our slot without yielding.
             self._ask(
-                ArbiterRequest.ACK, Reason("disk.ack", "we hold nothing"), claimant, wait=False
+                ArbiterRequest.ACK,
+                Reason("disk.stale_request", claimant),
+                claimant,
+                wait=False,
+                token=token,
             )
+            return
+        if self.role in HOLDING_ROLES or self.group.holds():
+            # It takes over once we acknowledge, or after a wait we could not
+            # survive: so release now, or stop ourselves before that wait ends.
+            self._yield_to(claimant)
+            if self.role is Role.RELEASING and self.release is not None:
+                self.release.ack_to, self.release.ack_token = claimant, token
+                self._tighten_release(self.release, self.now + self.timers.release)
+            elif self.role is not Role.FENCED:
+                self.claim = None
+                release = Reason("disk.release_or_die", f"{claimant} asks us to release")
+                self._begin_release(
+                    release, handover=claimant, deadline=self.now + self.timers.release
+                )
+                assert self.release is not None
+                self.release.ack_to, self.release.ack_token = claimant, token
+            return
+        if self.role is Role.ARBITRATING and self.cluster.rank(self.name) < self.cluster.rank(
+            claimant
+        ):
+            # Both of us claim: the preferred node goes on and does not answer;
+            # the claimant aborts when it reads our own request. Rank, not epoch:
+            # both ends must reach the same verdict from static facts.
+            if len(self.ignored_claims) > 64:
+                self.ignored_claims.clear()  # old claims ended long ago
+            self.ignored_claims.add(token)
+            self._warn_once(
+                f"claim.race.{claimant}",
+                f"{claimant} claims the group too; {self.name} ranks higher and goes on",
+            )
+            return
+        if self.role is Role.ARBITRATING:
+            self._abort_claim(Reason("disk.yield", f"{claimant} claims the group and ranks higher"))
+        # Holding nothing, we acknowledge, and promise not to claim against it
+        # until we hear it again: it is about to take over.
+        self._yield_to(claimant)
+        self._ask(
+            ArbiterRequest.ACK,
+            Reason("disk.ack", "we hold nothing"),
+            claimant,
+            wait=False,
+            token=token,
+        )
+
+    def _yield_to(self, claimant: str) -> None:
+        # It takes over within its claim wait; if we have not heard it by the end
+        # of that (and the release bound), it died meanwhile: claim again.
+        self.yielded_to = claimant
+        wait = timing.disk_claim_wait(self.cluster) + timing.release_bound(self.cluster)
+        self.yielded_until = self.now + wait
+
+    def _yielded(self, name: str) -> bool:
+        if self.yielded_to != name:
+            return False
+        if self.now >= self.yielded_until:
+            self.yielded_to = None
+            return False
+        self._wake(self.yielded_until)
+        return True
 
     def _enter_maintenance(self) -> None:
         self.role_before_maintenance = self.role
@@ -963,11 +1134,14 @@ class Engine:
             # Fence a lost peer at once, so that in a cut our fence beats the
             # standby's (which waits fence_delay) and the service stays here.
             for p in self.peers.values():
+                last = p.beat_at_loss or p.beat
+                if last is not None and last.leaving and not last.holds:
+                    continue  # a planned stop that released: it holds nothing and left
                 if not p.confirmed and p.beat is not None:
                     self._ensure_fence_job(p, self.now)
         for name, job in list(self.fencing.items()):
             peer = self.peers[name]
-            if peer.confirmed and not job.pending:
+            if peer.confirmed and not job.pending and not self._stuck(peer):
                 del self.fencing[name]
                 continue
             if job.done or job.pending:
@@ -992,6 +1166,8 @@ class Engine:
     def _fence_delay(self, peer: PeerView) -> float:
         # Delay only fencing of a node that holds the group: its own fence of us
         # then wins a race in a mere cut.
+        if self._stuck(peer):
+            return 0.0  # it asks to be fenced: no race to give it
         return self.cluster.arbitration.fence_delay if peer.might_hold() else 0.0
 
     def _tend_arbiter(self) -> None:
@@ -999,11 +1175,15 @@ class Engine:
             return
         if self.arb_pending_at is not None and self.now - self.arb_pending_at > self.timers.lease:
             self.arb_pending_at = None  # an answer that never came: ask again
-        holding = self.role in HOLDING_ROLES or (
-            self.role is Role.ARBITRATING
-            and self.mode is ArbitrationMode.DISK
-            and self.claim is not None
-            and bool(self.claim.posted_at)
+        holding = (
+            self.role in HOLDING_ROLES
+            or (self.role is Role.MAINTENANCE and self.group.holds())
+            or (
+                self.role is Role.ARBITRATING
+                and self.mode is ArbitrationMode.DISK
+                and self.claim is not None
+                and bool(self.claim.posted_at)
+            )
         )
         if not holding:
             return
@@ -1075,6 +1255,9 @@ class Engine:
 
     def _best_candidate(self) -> bool:
         """Whether this node is the one that should hold the group, of those in view."""
+        if any(p.confirmed and p.role is Role.ARBITRATING for p in self.peers.values()):
+            # It may take over at any moment: wait until it does or gives up.
+            return False
         for p in self.peers.values():
             if p.confirmed and p.beat is not None and p.beat.handover_to is not None:
                 return p.beat.handover_to == self.name
@@ -1155,11 +1338,16 @@ class Engine:
         self._out.append(RunResource(v.spec.name, action, reason))
 
     def _ask(
-        self, request: ArbiterRequest, reason: Reason, peer: str | None = None, wait: bool = True
+        self,
+        request: ArbiterRequest,
+        reason: Reason,
+        peer: str | None = None,
+        wait: bool = True,
+        token: int = 0,
     ) -> None:
         if wait:
             self.arb_pending_at = self.now
-        self._out.append(AskArbiter(request, self.epoch, reason, peer, at=self.now))
+        self._out.append(AskArbiter(request, self.epoch, reason, peer, at=self.now, token=token))
 
     def _granted(self, event: ArbiterAnswer, validity: float) -> None:
         if self.mode is ArbitrationMode.DISK:

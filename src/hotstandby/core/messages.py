@@ -190,6 +190,7 @@ class ArbiterAnswer:
     sent_at: float
     peer: str | None = None
     detail: str = ""
+    token: int = 0  # RELEASE_REQUESTED, PEER_RELEASED: the claim's token
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,9 @@ class AskArbiter:
     peer: str | None = None
     # The engine's clock when it asked; the answer's sent_at must echo it.
     at: float = 0.0
+    # disk: names one claim. A CLAIM posts it with the release request, the
+    # peer's ACK echoes it, so an old acknowledgement never answers a new claim.
+    token: int = 0
 
 
 @dataclass(frozen=True)

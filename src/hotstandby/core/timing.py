@@ -46,20 +46,24 @@ def lease_validity(cluster: Cluster) -> float:
 def lease_ok_margin(cluster: Cluster) -> float:
     """Lease an active node must have left so that, losing its peer now, it releases in time.
 
-    It notices the loss up to D (plus drift) later, and then needs B to release.
+    It notices the loss up to D (plus drift) later, plus the up to 3 intervals by which
+    an echo of its heartbeats may trail a one-way cut, and then needs B to release.
     """
     t = cluster.timers
-    return t.dead_time + drift_margin(cluster, t.dead_time) + t.interval + release_bound(cluster)
+    return (
+        t.dead_time + drift_margin(cluster, t.dead_time) + 3 * t.interval + release_bound(cluster)
+    )
 
 
 def unconfirmed_release_wait(cluster: Cluster) -> float:
     """After declaring a peer dead, the wait that a live but cut-off active must be released by.
 
-    The peer notices the cut at most 2*rho*D after we do (both count from the last
-    heartbeat that crossed), and then takes at most B.
+    The peer notices the cut at most 2*rho*D plus 3 intervals after we do (it may see
+    it only as an echo gone stale, and echoes trail by up to two intervals), and then
+    takes at most B.
     """
     t = cluster.timers
-    return drift_margin(cluster, t.dead_time) + t.interval + release_bound(cluster)
+    return drift_margin(cluster, t.dead_time) + 3 * t.interval + release_bound(cluster)
 
 
 def disk_claim_wait(cluster: Cluster) -> float:

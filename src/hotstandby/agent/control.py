@@ -1,0 +1,117 @@
+"""The control API: JSON lines on a Unix socket only root may open (mode 0600).
+
+Requests: {"op": "status"}, {"op": "why"}, {"op": "events", "follow": bool,
+"limit": n}, {"op": "admin", "action": "<AdminAction>", "target": node|null}.
+Every answer is one JSON object with "ok"; `events` with follow streams one
+object per line until the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hotstandby.agent.status import reasons, snapshot
+from hotstandby.core.messages import AdminAction
+
+if TYPE_CHECKING:
+    from hotstandby.agent.loop import Agent, Record
+
+MAX_REQUEST = 64 * 1024
+
+
+def default_socket(cluster: str) -> str:
+    """Where the agent of `cluster` listens unless told otherwise."""
+    return f"/run/hotstandby/{cluster}.sock"
+
+
+class ControlServer:
+    """Serves the control API of one agent."""
+
+    def __init__(self, agent: Agent, path: str) -> None:
+        self.agent = agent
+        self.path = Path(path)
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        """Create the socket, readable and writable by root only."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            self.server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_REQUEST
+            )
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        """Stop serving and remove the socket."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5.0)
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+            if request.get("op") == "events" and request.get("follow"):
+                await self._follow(request, writer)
+                return
+            answer = await self._answer(request)
+        except (ValueError, TimeoutError, asyncio.LimitOverrunError) as err:
+            answer = {"ok": False, "error": f"bad request: {err}"}
+        writer.write(json.dumps(answer).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        agent = self.agent
+        op = request.get("op")
+        if op == "status":
+            return {"ok": True, "status": snapshot(agent, agent.clock())}
+        if op == "why":
+            return {"ok": True, "role": agent.engine.role.value, "reasons": reasons(agent)}
+        if op == "events":
+            limit = int(request.get("limit", 100))
+            return {"ok": True, "events": [r.as_json() for r in list(agent.history)[-limit:]]}
+        if op == "admin":
+            try:
+                action = AdminAction(str(request.get("action")))
+            except ValueError:
+                choices = ", ".join(a.value for a in AdminAction)
+                return {"ok": False, "error": f"unknown action; one of: {choices}"}
+            target = request.get("target")
+            if target is not None and not isinstance(target, str):
+                return {"ok": False, "error": "target must be a node name"}
+            reply = await agent.admin(action, target)
+            return {"ok": reply.ok, "message": reply.message}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    async def _follow(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[Record] = asyncio.Queue()
+        self.agent.followers.append(queue)
+        try:
+            for record in list(self.agent.history)[-int(request.get("limit", 20)) :]:
+                writer.write(json.dumps(record.as_json()).encode() + b"\n")
+            await writer.drain()
+            while True:
+                record = await queue.get()
+                writer.write(json.dumps(record.as_json()).encode() + b"\n")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.agent.followers.remove(queue)
+            writer.close()

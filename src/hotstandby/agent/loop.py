@@ -1,0 +1,337 @@
+"""The agent's event loop: events into the core, its commands out to the adapters.
+
+The loop owns the only Engine of this node. Everything slow (resource actions,
+fencing, the arbiter, disk I/O) runs in tasks or threads that report back
+through the event queue, so the loop always comes back for the next heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotstandby.agent.ports import (
+    ArbiterAdapter,
+    FenceAdapter,
+    HeartbeatLink,
+    ResourceAdapter,
+)
+from hotstandby.agent.state_store import StateStore, StoredState
+from hotstandby.core.cluster import Cluster
+from hotstandby.core.engine import Engine
+from hotstandby.core.messages import (
+    AdminAction,
+    AdminRequest,
+    ArbiterAnswer,
+    ArbiterOutcome,
+    AskArbiter,
+    Boot,
+    Command,
+    Event,
+    Exit,
+    FenceDone,
+    FencePeer,
+    HeartbeatReceived,
+    Outcome,
+    Persist,
+    RaiseAlarm,
+    Rejected,
+    Reply,
+    ResourceDone,
+    RoleChanged,
+    RunResource,
+    SelfFence,
+    SendHeartbeat,
+    Tick,
+)
+from hotstandby.wire import Codec, ReplayGuard, WireError
+
+log = logging.getLogger("hotstandby.agent")
+
+HISTORY = 2000  # events kept in memory for `hotstandby events` and `why`
+
+
+def monotonic() -> float:
+    """The agent's clock: monotonic seconds, never stepped by NTP."""
+    return time.monotonic()
+
+
+@dataclass
+class Record:
+    """One line of the event history."""
+
+    at: float  # wall clock, for people
+    kind: str
+    message: str
+    rule: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as plain JSON data."""
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "message": self.message,
+            "rule": self.rule,
+            **self.data,
+        }
+
+
+@dataclass
+class Adapters:
+    """Everything the loop drives, built from the configuration (or fakes in tests)."""
+
+    links: list[HeartbeatLink]
+    resources: dict[str, ResourceAdapter]
+    fence: FenceAdapter | None = None
+    arbiter: ArbiterAdapter | None = None
+
+
+class Agent:
+    """One node's agent around its engine."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        node: str,
+        secret: bytes,
+        adapters: Adapters,
+        store: StateStore,
+        clock: Callable[[], float] = monotonic,
+        on_self_fence: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.engine = Engine(cluster, node)
+        self.codec = Codec(cluster.name, secret)
+        self.adapters = adapters
+        self.store = store
+        self.clock = clock
+        self.on_self_fence = on_self_fence or _exit_now
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.guards = {link.name: ReplayGuard() for link in adapters.links}
+        self.history: deque[Record] = deque(maxlen=HISTORY)
+        self.followers: list[asyncio.Queue[Record]] = []
+        self.replies: dict[str, asyncio.Future[Reply]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stopped = asyncio.Event()
+        self.started_at = time.time()
+        self.on_step: list[Callable[[], None]] = []  # e.g. systemd notify, watchdog pet
+        self._admin_counter = 0
+
+    # ------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Boot the engine and serve events until a planned stop completes."""
+        loaded = self.store.load()
+        if loaded.problem:
+            self._record("state", loaded.problem, "state.corrupt")
+        for link in self.adapters.links:
+            await link.start(self._deliver)
+        boot = Boot(
+            boot=secrets.randbits(64), epoch=loaded.state.epoch, was_active=loaded.state.active
+        )
+        await self._step(boot)
+        try:
+            while not self.stopped.is_set():
+                event = await self._next_event()
+                await self._step(event)
+        finally:
+            for task in list(self.tasks):
+                task.cancel()
+            for link in self.adapters.links:
+                await link.close()
+
+    async def _next_event(self) -> Event:
+        deadline = self.engine.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - self.clock())
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return Tick()
+
+    async def _step(self, event: Event) -> None:
+        commands = self.engine.step(event, self.clock())
+        for command in commands:
+            await self._execute(command)
+        for hook in self.on_step:
+            hook()
+
+    def submit(self, event: Event) -> None:
+        """Queue an event from outside the loop's own adapters (tests, signals)."""
+        self.queue.put_nowait(event)
+
+    async def admin(self, action: AdminAction, target: str | None = None) -> Reply:
+        """Ask the engine as an operator would, and wait for its answer."""
+        self._admin_counter += 1
+        request_id = f"{self.node}.admin.{self._admin_counter}"
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self.replies[request_id] = future
+        self.submit(AdminRequest(request_id, action, target))
+        try:
+            return await asyncio.wait_for(future, 10.0)
+        finally:
+            self.replies.pop(request_id, None)
+
+    # ------------------------------------------------------------ input
+
+    def _deliver(self, link: str, data: bytes) -> None:
+        stats = next(x.stats for x in self.adapters.links if x.name == link)
+        try:
+            beat = self.codec.decode(data)
+        except WireError as err:
+            stats.drop(err.reason)
+            return
+        if beat.sender == self.node or beat.sender not in self.cluster.node_names:
+            stats.drop("unknown_sender")
+            return
+        refused = self.guards[link].admit(beat.sender, beat.boot, beat.seq)
+        if refused is not None:
+            stats.drop(refused.value)
+            return
+        stats.received += 1
+        self.queue.put_nowait(HeartbeatReceived(link, beat))
+
+    # ------------------------------------------------------------ commands
+
+    async def _execute(self, command: Command) -> None:
+        if isinstance(command, SendHeartbeat):
+            message = self.codec.encode(command.beat)
+            for link in self.adapters.links:
+                link.send(message)
+        elif isinstance(command, RunResource):
+            self._spawn(self._run_resource(command))
+        elif isinstance(command, FencePeer):
+            self._spawn(self._fence(command))
+        elif isinstance(command, AskArbiter):
+            self._spawn(self._ask_arbiter(command))
+        elif isinstance(command, Persist):
+            # Awaited: the state is on disk before any later command of this step
+            # (a takeover's first start) is carried out.
+            state = StoredState(epoch=command.epoch, active=command.active)
+            await asyncio.to_thread(self.store.save, state)
+        elif isinstance(command, RaiseAlarm):
+            self._record(
+                f"alarm.{command.kind.value}",
+                command.message,
+                command.reason.rule,
+                severity=command.severity.value,
+            )
+        elif isinstance(command, RoleChanged):
+            self._record(
+                "role",
+                f"{command.old.value} -> {command.new.value}",
+                command.reason.rule,
+                detail=command.reason.detail,
+                epoch=command.epoch,
+            )
+        elif isinstance(command, Reply):
+            future = self.replies.get(command.id)
+            if future is not None and not future.done():
+                future.set_result(command)
+        elif isinstance(command, Rejected):
+            log.debug("rejected %s: %s", type(command.event).__name__, command.reason)
+        elif isinstance(command, SelfFence):
+            self._record("self_fence", "stopping at once", command.reason.rule)
+            self.on_self_fence(str(command.reason))
+        elif isinstance(command, Exit):
+            self._record("exit", "planned stop complete", command.reason.rule)
+            self.stopped.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run_resource(self, command: RunResource) -> None:
+        spec = next(r for r in self.cluster.resources if r.name == command.resource)
+        timeout = {
+            "start": spec.start_timeout,
+            "stop": spec.stop_timeout,
+        }.get(command.action.value, spec.monitor_timeout)
+        adapter = self.adapters.resources[command.resource]
+        began = self.clock()
+        try:
+            result = await asyncio.wait_for(adapter.run(command.action), timeout)
+            outcome, detail = result.outcome, result.detail
+        except TimeoutError:
+            outcome, detail = Outcome.FAILED, f"timed out after {timeout:g}s"
+        except Exception as err:  # an adapter bug must not kill the loop
+            outcome, detail = Outcome.FAILED, f"{type(err).__name__}: {err}"
+        took = self.clock() - began
+        if command.action.value in ("start", "stop") or outcome is not Outcome.OK:
+            self._record(
+                "resource",
+                f"{command.resource} {command.action.value}: "
+                f"{outcome.value} in {took * 1000:.0f} ms {detail}".strip(),
+                command.reason.rule,
+                resource=command.resource,
+                took=took,
+            )
+        self.queue.put_nowait(ResourceDone(command.resource, command.action, outcome, detail))
+
+    async def _fence(self, command: FencePeer) -> None:
+        if self.adapters.fence is None:
+            self.queue.put_nowait(FenceDone(command.target, False, "no fence method configured"))
+            return
+        try:
+            ok, detail = await asyncio.wait_for(
+                self.adapters.fence.fence(command.target), self.cluster.timers.fence_timeout
+            )
+        except TimeoutError:
+            ok, detail = False, f"timed out after {self.cluster.timers.fence_timeout:g}s"
+        except Exception as err:
+            ok, detail = False, f"{type(err).__name__}: {err}"
+        self.queue.put_nowait(FenceDone(command.target, ok, detail))
+
+    async def _ask_arbiter(self, command: AskArbiter) -> None:
+        if self.adapters.arbiter is None:
+            answers = [
+                ArbiterAnswer(
+                    ArbiterOutcome.UNREACHABLE, command.at, detail="no arbiter configured"
+                )
+            ]
+        else:
+            try:
+                answers = await asyncio.wait_for(
+                    self.adapters.arbiter.ask(
+                        command.request, command.epoch, command.at, command.peer
+                    ),
+                    self.cluster.timers.lease / 4,
+                )
+            except TimeoutError:
+                answers = [ArbiterAnswer(ArbiterOutcome.UNREACHABLE, command.at, detail="timeout")]
+            except Exception as err:
+                answers = [
+                    ArbiterAnswer(
+                        ArbiterOutcome.UNREACHABLE,
+                        command.at,
+                        detail=f"{type(err).__name__}: {err}",
+                    )
+                ]
+        for answer in answers:
+            self.queue.put_nowait(answer)
+
+    # ------------------------------------------------------------ history
+
+    def _record(self, kind: str, message: str, rule: str = "", **data: Any) -> None:
+        record = Record(time.time(), kind, message, rule, data)
+        self.history.append(record)
+        level = logging.WARNING if kind.startswith("alarm") else logging.INFO
+        log.log(level, "%s: %s [%s]", kind, message, rule)
+        for follower in self.followers:
+            follower.put_nowait(record)
+
+
+def _exit_now(why: str) -> None:
+    # Self-fencing: no cleanup, no finally blocks. The resources stay as they
+    # are and the watchdog (when configured) resets the machine.
+    log.critical("self-fence: %s", why)
+    os._exit(70)

@@ -1,0 +1,90 @@
+"""The interfaces between the agent loop and its adapters.
+
+Each adapter only carries out what it is told and reports what happened; every
+decision stays in the core. Every method has its own timeout, enforced by the
+adapter or the caller, so nothing can hang the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hotstandby.core.messages import Action, ArbiterAnswer, ArbiterRequest, Outcome
+
+
+@dataclass
+class LinkStats:
+    """What a link adapter counts, shown by `hotstandby status`."""
+
+    sent: int = 0
+    received: int = 0
+    send_errors: int = 0
+    # Dropped input by reason: bad_mac, replayed, truncated, wrong_cluster, ...
+    dropped: dict[str, int] = field(default_factory=dict)
+    # Heartbeats not sent, by reason (line_busy, io_busy, io_timeout, EPERM, ...);
+    # their sum equals send_errors when every failure goes through fail_send.
+    send_failed: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count dropped messages (one by default)."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+    def fail_send(self, reason: str) -> None:
+        """Count one heartbeat that could not be sent, and why."""
+        self.send_errors += 1
+        self.send_failed[reason] = self.send_failed.get(reason, 0) + 1
+
+
+# Called by a link for every authenticated message: (link name, raw message bytes).
+Deliver = Callable[[str, bytes], None]
+
+
+class HeartbeatLink(Protocol):
+    """One heartbeat path (udp, serial, disk)."""
+
+    name: str
+    stats: LinkStats
+
+    async def start(self, deliver: Deliver) -> None:
+        """Open the path and begin delivering received messages."""
+
+    def send(self, message: bytes) -> None:
+        """Send one encoded heartbeat; never blocks (drop and count on failure)."""
+
+    async def close(self) -> None:
+        """Stop and release the path."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What a resource action found."""
+
+    outcome: Outcome
+    detail: str = ""
+
+
+class ResourceAdapter(Protocol):
+    """One resource kind's start, stop and monitor for one configured resource."""
+
+    name: str
+
+    async def run(self, action: Action) -> ActionResult:
+        """Carry out the action; the caller enforces the configured timeout."""
+
+
+class FenceAdapter(Protocol):
+    """Fences a node through the configured methods in order."""
+
+    async def fence(self, target: str) -> tuple[bool, str]:
+        """Fence `target`; (True, detail) only when a method confirmed it."""
+
+
+class ArbiterAdapter(Protocol):
+    """The witness client or the shared-disk message slots."""
+
+    async def ask(
+        self, request: ArbiterRequest, epoch: int, at: float, peer: str | None
+    ) -> list[ArbiterAnswer]:
+        """Carry out one request; answers carry `at` as their sent_at."""

@@ -1,0 +1,72 @@
+"""A read-only picture of the agent and its engine, as JSON data for `status` and `why`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hotstandby.agent.loop import Agent
+
+
+def snapshot(agent: Agent, now: float) -> dict[str, Any]:
+    """Everything `hotstandby status` shows."""
+    engine = agent.engine
+    links = {link.name: link for link in agent.adapters.links}
+    peers = []
+    for peer in engine.peers.values():
+        beat = peer.beat
+        peers.append(
+            {
+                "name": peer.name,
+                "confirmed": peer.confirmed,
+                "role": beat.role.value if beat else None,
+                "epoch": beat.epoch if beat else None,
+                "holds": beat.holds if beat else None,
+                "offline": beat.offline if beat else None,
+                "last_heard_ago": None if peer.last_heard is None else now - peer.last_heard,
+                "links": {
+                    name: {
+                        "state": view.state.value,
+                        "last_seen_ago": None if view.last_seen is None else now - view.last_seen,
+                        "received": view.received,
+                    }
+                    for name, view in peer.links.items()
+                },
+            }
+        )
+    return {
+        "cluster": agent.cluster.name,
+        "node": agent.node,
+        "role": engine.role.value,
+        "epoch": engine.epoch,
+        "offline": engine.offline,
+        "lease_left": (None if engine.lease_until == float("-inf") else engine.lease_until - now),
+        "peers": peers,
+        "links": {
+            name: {
+                "sent": link.stats.sent,
+                "received": link.stats.received,
+                "send_errors": link.stats.send_errors,
+                "dropped": dict(link.stats.dropped),
+            }
+            for name, link in links.items()
+        },
+        "resources": [
+            {
+                "name": v.spec.name,
+                "kind": v.spec.kind.value,
+                "state": v.state.value,
+                "pending": v.pending.value if v.pending else None,
+                "failures": len(v.failures),
+                "last_result": v.last_result,
+            }
+            for v in engine.group.items
+        ],
+        "last_takeover": str(engine.last_takeover) if engine.last_takeover else None,
+    }
+
+
+def reasons(agent: Agent) -> list[dict[str, Any]]:
+    """The decisions behind the current state: role changes and alarms, newest last."""
+    wanted = [r for r in agent.history if r.kind == "role" or r.kind.startswith("alarm")]
+    return [r.as_json() for r in wanted[-20:]]

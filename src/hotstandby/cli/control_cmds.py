@@ -1,0 +1,211 @@
+"""Thin clients of the agent's control API: status, switchover, standby, online, ...
+
+They hold no logic: each sends one request and prints the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+from typing import Any
+
+from hotstandby.agent.control import default_socket
+from hotstandby.config import load
+
+TIMEOUT = 12.0  # an admin request waits for the engine's reply (10 s at most)
+
+
+class ControlError(Exception):
+    """The agent could not be asked."""
+
+
+def socket_path(args: argparse.Namespace) -> str:
+    """The socket named on the command line, or the cluster's default one."""
+    if args.socket:
+        return str(args.socket)
+    return default_socket(load(args.config).name)
+
+
+def call(path: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Send one request and read one answer."""
+    with _connect(path) as sock:
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answer: dict[str, Any] = json.loads(data)
+    return answer
+
+
+def _connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(TIMEOUT)
+    try:
+        sock.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError) as err:
+        sock.close()
+        raise ControlError(
+            f"no agent is listening on {path}: is `hotstandby agent` running?"
+        ) from err
+    except PermissionError as err:
+        sock.close()
+        raise ControlError(f"permission denied on {path}: the control socket is root's") from err
+    return sock
+
+
+def _run(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return call(socket_path(args), request)
+    except ControlError as err:
+        print(f"hotstandby: {err}", file=sys.stderr)
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the cluster as this node sees it."""
+    answer = _run(args, {"op": "status"})
+    if answer is None:
+        return 3
+    if args.json:
+        print(json.dumps(answer["status"], indent=2))
+    else:
+        print(render_status(answer["status"]))
+    return 0
+
+
+def render_status(s: dict[str, Any]) -> str:
+    """The status as a readable table."""
+    lines = [
+        f"cluster {s['cluster']}   node {s['node']}: {s['role'].upper()}   epoch {s['epoch']}"
+        + ("   (standby by operator)" if s["offline"] else ""),
+        "",
+        f"{'peer':<12}{'role':<13}{'epoch':>6}  {'seen':>8}  links",
+    ]
+    for p in s["peers"]:
+        seen = "never" if p["last_heard_ago"] is None else f"{p['last_heard_ago']:.2f}s"
+        links = "  ".join(f"{name}:{v['state']}" for name, v in p["links"].items())
+        role = p["role"] or "?"
+        if not p["confirmed"]:
+            role += " (lost)"
+        lines.append(f"{p['name']:<12}{role:<13}{p['epoch'] or 0:>6}  {seen:>8}  {links}")
+    lines += ["", f"{'link':<12}{'sent':>8}{'received':>10}  dropped"]
+    for name, v in s["links"].items():
+        dropped = ", ".join(f"{k} {n}" for k, n in v["dropped"].items()) or "-"
+        lines.append(f"{name:<12}{v['sent']:>8}{v['received']:>10}  {dropped}")
+    lines += ["", f"{'resource':<16}{'kind':<10}{'state':<12}{'failures':>8}  last"]
+    for r in s["resources"]:
+        lines.append(
+            f"{r['name']:<16}{r['kind']:<10}{r['state']:<12}{r['failures']:>8}  {r['last_result']}"
+        )
+    if s["last_takeover"]:
+        lines += ["", f"last takeover: {s['last_takeover']}"]
+    return "\n".join(lines)
+
+
+def _admin(args: argparse.Namespace, action: str, target: str | None) -> int:
+    answer = _run(args, {"op": "admin", "action": action, "target": target})
+    if answer is None:
+        return 3
+    message = answer.get("message") or answer.get("error", "")
+    print(message, file=sys.stdout if answer["ok"] else sys.stderr)
+    return 0 if answer["ok"] else 1
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Print the event history, or follow it."""
+    request = {"op": "events", "follow": args.follow, "limit": args.limit}
+    if not args.follow:
+        answer = _run(args, request)
+        if answer is None:
+            return 3
+        for record in answer["events"]:
+            print(json.dumps(record) if args.json else render_record(record))
+        return 0
+    try:
+        with _connect(socket_path(args)) as sock:
+            sock.settimeout(None)
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            for line in sock.makefile("r"):
+                record = json.loads(line)
+                print(json.dumps(record) if args.json else render_record(record), flush=True)
+    except ControlError as err:
+        print(f"hotstandby: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def render_record(r: dict[str, Any]) -> str:
+    """One history record as a line."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(r["at"])) + f".{int(r['at'] % 1 * 1000):03d}"
+    rule = f"  [{r['rule']}]" if r.get("rule") else ""
+    return f"{stamp} {r['kind']:<22} {r['message']}{rule}"
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    """Print the decisions behind the current state."""
+    answer = _run(args, {"op": "why"})
+    if answer is None:
+        return 3
+    print(f"role: {answer['role']}")
+    for record in answer["reasons"]:
+        print(render_record(record))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the control clients to the parser."""
+
+    def client(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "-c",
+            "--config",
+            default="/etc/hotstandby/cluster.toml",
+            help="the cluster file (to find the agent's socket)",
+        )
+        p.add_argument("--socket", help="the agent's control socket")
+        return p
+
+    p = client("status", "show nodes, links and resources as this node sees them")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = client("switchover", "move the group to another node, in order, without loss")
+    p.add_argument("--to", dest="target", help="the node to move to (default: the best)")
+    p.set_defaults(func=lambda a: _admin(a, "switchover", a.target))
+
+    p = client("standby", "make a node ineligible to hold the group (moves it away)")
+    p.add_argument("node", nargs="?", help="the node (default: this one)")
+    p.set_defaults(func=lambda a: _admin(a, "standby", a.node))
+
+    p = client("online", "make a node eligible again")
+    p.add_argument("node", nargs="?", help="the node (default: this one)")
+    p.set_defaults(func=lambda a: _admin(a, "online", a.node))
+
+    p = client("maintenance", "stop or resume managing resources, cluster-wide")
+    p.add_argument("state", choices=("on", "off"))
+    p.set_defaults(func=lambda a: _admin(a, f"maintenance_{a.state}", None))
+
+    p = client("cleanup", "forget a resource's failures so this node may host it again")
+    p.add_argument("resource", nargs="?", help="the resource (default: all)")
+    p.set_defaults(func=lambda a: _admin(a, "cleanup", a.resource))
+
+    p = client("force-active", "take over without the peer or the arbiter (risks split brain)")
+    p.set_defaults(func=lambda a: _admin(a, "force_active", None))
+
+    p = client("events", "the event history")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--limit", type=int, default=100, help="how many past events")
+    p.set_defaults(func=cmd_events)
+
+    p = client("why", "the reasons behind the current state")
+    p.set_defaults(func=cmd_why)
