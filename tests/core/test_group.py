@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from hotstandby.core.cluster import ArbitrationMode, Policies
 from hotstandby.core.messages import (
     Action,

@@ -305,6 +305,11 @@ class Engine:
         elif outcome is ArbiterOutcome.DENIED:
             self.lease_held = False
             self._warn_once("arbiter.denied", f"the arbiter refused: {event.detail}")
+            if self.group.holds() and self.role not in (Role.RELEASING, Role.FENCED):
+                # Another node holds the lease: whatever we hold must go, now.
+                why = Reason("lease.denied", "the witness gave the lease to another node")
+                self.claim = None
+                self._begin_release(why, deadline=self.now + self.timers.release)
         elif outcome is ArbiterOutcome.UNREACHABLE:
             self._warn_once("arbiter.unreachable", f"the arbiter is unreachable: {event.detail}")
         elif outcome is ArbiterOutcome.RELEASE_REQUESTED and event.peer in self.peers:
@@ -528,7 +533,10 @@ class Engine:
                 return  # a peer is still probing or releasing: wait for its word
             self._elect(Reason("boot.election", "every peer is here and holds nothing"))
             return
-        if self.now < self.initial_deadline and not self.forced:
+        # Found running (the agent restarted under its resources): no waiting for
+        # the initial dead time with things held and no evidence; arbitrate now.
+        found_running = self.group.holds()
+        if self.now < self.initial_deadline and not self.forced and not found_running:
             self._wake(self.initial_deadline)
             return
         if not self._eligible() or not self._best_candidate():
@@ -578,6 +586,8 @@ class Engine:
         if claim.election:
             self._decide_election(claim)
             return
+        if self.group.known_held() and self._must_self_demote():
+            return  # found running, arbitrating without a lease: let it go
         targets = [p for p in self.peers.values() if not p.confirmed or self._stuck(p)]
         if not targets:
             self._abort_claim(Reason("arbitrate.peer_back", "every peer is back, holding nothing"))
@@ -610,6 +620,11 @@ class Engine:
         if self._yield_to_higher_epoch() or self._must_self_demote():
             return
         if not self.group.idle():
+            return
+        failed = next((v for v in self.group.items if v.state is ResState.FAILED), None)
+        if failed is not None:
+            # A failed start may have left something half done: stop it first.
+            self._run(failed, Action.STOP, Reason("restart.stop", f"{failed.spec.name} failed"))
             return
         v = self.group.next_to_start()
         if v is None:
@@ -905,6 +920,8 @@ class Engine:
             return None
         if all(p.confirmed for p in self.peers.values()):
             return None
+        if self.lease_until == float("-inf") and self.arb_pending_at is not None:
+            return None  # our first renewal is on its way: wait for its answer
         start_at = self.lease_until - timing.release_bound(self.cluster)
         if self.now < start_at:
             self._wake(start_at)
@@ -1068,9 +1085,11 @@ class Engine:
             f"{v.spec.name} failed to start on {self.name}",
             Reason("resource.start_failed", event.detail),
         )
-        if self.role is Role.TAKING_OVER:
+        if self.role is Role.TAKING_OVER and self._someone_else_can_host():
             self._group_failed_here(v, "a start failed during takeover")
-        elif self.role is Role.ACTIVE:
+        elif self.role in (Role.ACTIVE, Role.TAKING_OVER):
+            # Nobody else can take it: retry here (stop, then start) rather
+            # than leave the group down.
             self._count_failure(v)
 
     def _stop_done(self, v: ResView, event: ResourceDone) -> None:
@@ -1112,7 +1131,7 @@ class Engine:
         count = self.group.recent_failures(v, self.now, policy.restart_window)
         if count <= policy.max_restarts:
             return  # _decide_active restarts it in place
-        if any(p.confirmed and self._peer_eligible(p) for p in self.peers.values()):
+        if self._someone_else_can_host():
             self._group_failed_here(v, f"{count} failures within {policy.restart_window:g}s")
         else:
             self._warn_once(
@@ -1120,6 +1139,14 @@ class Engine:
                 f"{v.spec.name} keeps failing and no other node can take the group",
                 AlarmKind.RESOURCE_FAILED,
             )
+
+    def _someone_else_can_host(self) -> bool:
+        # A peer that just handed the group to us can take it back.
+        return any(
+            p.confirmed and (self._peer_eligible(p) or (self._bowed_out(p) and not p.beat.leaving))
+            for p in self.peers.values()
+            if p.beat is not None
+        )
 
     def _group_failed_here(self, v: ResView, why: str) -> None:
         self.failed_until = self.now + self.cluster.policies.failure_expiry
@@ -1177,7 +1204,7 @@ class Engine:
             self.arb_pending_at = None  # an answer that never came: ask again
         holding = (
             self.role in HOLDING_ROLES
-            or (self.role is Role.MAINTENANCE and self.group.holds())
+            or (self.role is not Role.FENCED and self.group.known_held())
             or (
                 self.role is Role.ARBITRATING
                 and self.mode is ArbitrationMode.DISK

@@ -49,6 +49,10 @@ class Group:
         """Whether anything of the group may be held here."""
         return any(v.state is not ResState.STOPPED for v in self.items)
 
+    def known_held(self) -> bool:
+        """Whether something of the group is known to be held here (probes answered)."""
+        return any(v.state not in (ResState.STOPPED, ResState.UNKNOWN) for v in self.items)
+
     def all_running(self) -> bool:
         """Every resource started and healthy."""
         return all(v.state is ResState.RUNNING for v in self.items)
