@@ -559,6 +559,10 @@ class Engine:
         return self.mode is ArbitrationMode.FENCE and p.holds_now() and p.role is Role.FENCED
 
     def _decide_standby(self) -> None:
+        if self.group.known_held():
+            # A standby holds nothing; something started behind our back goes.
+            self._begin_release(Reason("standby.holding", "a standby must hold nothing"))
+            return
         peers = self.peers.values()
         if any(p.holds_now() and not self._stuck(p) for p in peers):
             return
@@ -827,8 +831,10 @@ class Engine:
         self._withdraw_claim()
         if self.mode is ArbitrationMode.WITNESS and self.lease_held:
             self.lease_held = False
-            self._ask(ArbiterRequest.RELEASE, Reason("arbitrate.abort", "give the lease back"))
-        self._set_role(Role.STANDBY, reason)
+            self._ask(
+                ArbiterRequest.RELEASE, Reason("arbitrate.abort", "give the lease back"), wait=False
+            )
+        self._stand_down(reason)  # releasing first whatever was found running here
 
     def _begin_takeover(self, reason: Reason) -> None:
         self.epoch = max([self.epoch] + [p.epoch for p in self.peers.values()]) + 1
@@ -865,7 +871,11 @@ class Engine:
         self._out.append(Persist(self.epoch, False, Reason("release.complete")))
         if self.mode is ArbitrationMode.WITNESS and self.lease_held:
             self.lease_held = False
-            self._ask(ArbiterRequest.RELEASE, Reason("release.complete", "give the lease back"))
+            self._ask(
+                ArbiterRequest.RELEASE,
+                Reason("release.complete", "give the lease back"),
+                wait=False,
+            )
         if release.ack_to is not None:
             reason = Reason("release.ack", release.ack_to)
             self._ask(

@@ -117,7 +117,9 @@ class Heartbeat:
     """What a node tells its peers every interval, on every link."""
 
     sender: str
-    boot: int  # random per agent start: a new boot restarts the sequence
+    # Grows with every agent start (a persisted counter, then random bits), so
+    # a late heartbeat from an earlier boot is told from a newer one.
+    boot: int
     seq: int  # grows by one per heartbeat within a boot
     epoch: int
     role: Role
@@ -143,7 +145,7 @@ class Heartbeat:
 class Boot:
     """The agent started. Always the first event."""
 
-    boot: int
+    boot: int  # larger than any earlier boot of this node (see Heartbeat.boot)
     epoch: int = 0  # as persisted; 0 when nothing was stored
     was_active: bool = False
 

@@ -9,7 +9,7 @@ also learns that the peer no longer hears it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from hotstandby.core.messages import Heartbeat, Role
@@ -48,9 +48,6 @@ class PeerView:
     # The heartbeat it sent last before we lost it: what it held and promised then.
     beat_at_loss: Heartbeat | None = None
     digest_warned: bool = False
-    # Boots of this peer that a newer boot replaced: a late copy from one of them
-    # must not roll our picture of the peer back.
-    old_boots: set[int] = field(default_factory=set)
 
     @property
     def role(self) -> Role | None:
@@ -97,11 +94,10 @@ def accept(peer: PeerView, link: str, beat: Heartbeat, now: float) -> bool:
     view.last_seen = now
     view.received += 1
     peer.last_heard = now
-    if beat.boot in peer.old_boots:
-        return False
-    if peer.beat is not None and beat.boot != peer.beat.boot:
-        peer.old_boots.add(peer.beat.boot)
-        peer.acked_sent_at = None
+    if peer.beat is not None and beat.boot < peer.beat.boot:
+        return False  # a late copy from a boot the peer has since left behind
+    if peer.beat is not None and beat.boot > peer.beat.boot:
+        peer.acked_sent_at = None  # its echoes of us start afresh
     elif peer.beat is not None and beat.seq <= peer.beat.seq:
         return False
     peer.beat = beat

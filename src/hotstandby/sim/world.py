@@ -82,6 +82,7 @@ class SimNode:
     """One machine: power, agent, clock, persisted state and what it holds now."""
 
     __slots__ = (
+        "boots",
         "clock",
         "engine",
         "epoch",
@@ -125,6 +126,7 @@ class SimNode:
         self.epoch = 0
         self.p_epoch = 0
         self.p_active = False
+        self.boots = 0  # the persisted boot counter
         self.holds: dict[str, Holding] = {}
 
 
@@ -430,7 +432,10 @@ class World:
         n.running, n.frozen, n.pending = True, False, []
         n.tick_local, n.tick_gen = None, n.tick_gen + 1
         n.last_now = 0.0
-        boot = Boot(boot=self.rng.getrandbits(64), epoch=n.p_epoch, was_active=n.p_active)
+        # Boot ids grow per node, as the agent's persisted boot counter makes them.
+        n.boots += 1
+        ident = (n.boots << 32) | self.rng.getrandbits(32)
+        boot = Boot(boot=ident, epoch=n.p_epoch, was_active=n.p_active)
         self._step(n, boot)
 
     def power_off(self, n: SimNode, restart_after: float | None) -> None:
