@@ -14,7 +14,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hotstandby.agent.ports import (
@@ -125,6 +125,7 @@ class Agent:
         self.started_at = time.time()
         self.on_step: list[Callable[[], None]] = []  # e.g. systemd notify, watchdog pet
         self._admin_counter = 0
+        self.stored = StoredState()
 
     # ------------------------------------------------------------ running
 
@@ -133,11 +134,14 @@ class Agent:
         loaded = self.store.load()
         if loaded.problem:
             self._record("state", loaded.problem, "state.corrupt")
+        # Count this start durably before saying a word, so our boot id is larger
+        # than any earlier one and peers can tell a late old heartbeat from ours.
+        self.stored = replace(loaded.state, boots=loaded.state.boots + 1)
+        await asyncio.to_thread(self.store.save, self.stored)
         for link in self.adapters.links:
             await link.start(self._deliver)
-        boot = Boot(
-            boot=secrets.randbits(64), epoch=loaded.state.epoch, was_active=loaded.state.active
-        )
+        ident = (self.stored.boots << 32) | secrets.randbits(32)
+        boot = Boot(boot=ident, epoch=loaded.state.epoch, was_active=loaded.state.active)
         await self._step(boot)
         try:
             while not self.stopped.is_set():
@@ -215,8 +219,8 @@ class Agent:
         elif isinstance(command, Persist):
             # Awaited: the state is on disk before any later command of this step
             # (a takeover's first start) is carried out.
-            state = StoredState(epoch=command.epoch, active=command.active)
-            await asyncio.to_thread(self.store.save, state)
+            self.stored = replace(self.stored, epoch=command.epoch, active=command.active)
+            await asyncio.to_thread(self.store.save, self.stored)
         elif isinstance(command, RaiseAlarm):
             self._record(
                 f"alarm.{command.kind.value}",

@@ -25,6 +25,7 @@ class StoredState:
 
     epoch: int = 0
     active: bool = False
+    boots: int = 0  # agent starts so far: makes boot ids grow (see Heartbeat.boot)
 
 
 @dataclass(frozen=True)
@@ -54,21 +55,25 @@ class StateStore:
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError("unknown format")
-            epoch, active = data["epoch"], data["active"]
+            epoch, active, boots = data["epoch"], data["active"], data.get("boots", 0)
             if type(epoch) is not int or epoch < 0 or type(active) is not bool:
                 raise ValueError("bad field types")
+            if type(boots) is not int or boots < 0:
+                raise ValueError("bad boot counter")
         except (ValueError, KeyError) as err:
             kept = self._set_aside()
             return LoadResult(
                 StoredState(),
                 f"{self.path}: corrupt ({err}); kept as {kept.name}, starting from epoch 0",
             )
-        return LoadResult(StoredState(epoch=epoch, active=active))
+        return LoadResult(StoredState(epoch=epoch, active=active, boots=boots))
 
     def save(self, state: StoredState) -> None:
         """Write the state durably, replacing the old one in one step."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        body = json.dumps({"format": FORMAT, "epoch": state.epoch, "active": state.active})
+        body = json.dumps(
+            {"format": FORMAT, "epoch": state.epoch, "active": state.active, "boots": state.boots}
+        )
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
