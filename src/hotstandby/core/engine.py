@@ -52,11 +52,12 @@ from hotstandby.core.messages import (
     Severity,
     Tick,
 )
-from hotstandby.core.peers import LinkState, PeerView, accept, link_state_at, new_peer
+from hotstandby.core.peers import LinkState, PeerView, accept, new_peer
 from hotstandby.core.table import ADMIN, EVENTS, Reject
 
 HOLDING_ROLES = (Role.TAKING_OVER, Role.ACTIVE, Role.RELEASING)
 TOKEN_BOOT_MASK = (1 << 43) - 1  # a claim token: low boot bits, then a 20-bit counter
+INF = float("inf")
 FENCE_RETRY = 1.0  # seconds between fence attempts after a failure
 MAX_DECISIONS = 8  # role changes evaluated in one step before yielding
 
@@ -168,7 +169,7 @@ class Engine:
         self.last_takeover: Reason | None = None
         self.now = 0.0
         self._out: list[Command] = []
-        self._wakeups: list[float] = []
+        self._next_wake = INF
 
     # ------------------------------------------------------------ the interface
 
@@ -190,7 +191,7 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """The local time at which the engine wants a Tick, or None."""
-        return min(self._wakeups) if self._wakeups else None
+        return None if self._next_wake == INF else self._next_wake
 
     # ------------------------------------------------------------ event handlers
 
@@ -430,7 +431,7 @@ class Engine:
     # ------------------------------------------------------------ evaluation
 
     def _evaluate(self) -> None:
-        self._wakeups = []
+        self._next_wake = INF
         self._update_links()
         self._prune_intents()
         for _ in range(MAX_DECISIONS):
@@ -444,19 +445,24 @@ class Engine:
 
     def _update_links(self) -> None:
         t = self.timers
+        now, warn, dead = self.now, t.warn_time, t.dead_time
         for peer in self.peers.values():
             any_up = False
+            # link_state_at, unrolled: this runs for every link on every event.
             for link, view in peer.links.items():
-                state = link_state_at(view, self.now, t.warn_time, t.dead_time)
+                seen = view.last_seen
+                if seen is None:
+                    continue
+                silent = now - seen
+                if silent >= dead:
+                    state = LinkState.DOWN
+                else:
+                    any_up = True
+                    state = LinkState.LATE if silent >= warn else LinkState.UP
+                    self._wake(seen + (dead if state is LinkState.LATE else warn))
                 if state is not view.state:
                     self._link_changed(peer, link, view.state, state)
                     view.state = state
-                if state in (LinkState.UP, LinkState.LATE):
-                    any_up = True
-                    assert view.last_seen is not None
-                    self._wake(
-                        view.last_seen + (t.dead_time if state is LinkState.LATE else t.warn_time)
-                    )
             # The newest echo of our heartbeats left us up to two intervals before it
             # arrived (ours waits for the peer's next beat, which waits its interval):
             # allow for that, or a silence shorter than the dead time loses the peer.
@@ -953,7 +959,7 @@ class Engine:
 
     def _failback_due(self) -> bool:
         policy = self.cluster.policies
-        better = [
+        better = policy.failback and [
             p
             for p in self.peers.values()
             if p.confirmed
@@ -961,7 +967,7 @@ class Engine:
             and self._peer_eligible(p)
             and self.cluster.rank(p.name) < self.cluster.rank(self.name)
         ]
-        if not policy.failback or not better:
+        if not better:
             self.failback_since = None
             return False
         if self.failback_since is None:
@@ -1241,9 +1247,13 @@ class Engine:
     def _heartbeat(self) -> Heartbeat:
         self.seq += 1
         self.sent_at[self.seq] = self.now
+        # Oldest first (insertion order): drop from the front what no echo can name.
         horizon = self.now - 2 * self.timers.dead_time
-        for old in [s for s, t in self.sent_at.items() if t < horizon]:
-            del self.sent_at[old]
+        while self.sent_at:
+            oldest = next(iter(self.sent_at))
+            if self.sent_at[oldest] >= horizon:
+                break
+            del self.sent_at[oldest]
         if self.handover_to is not None and (
             self.now >= self.handover_until or self.peers[self.handover_to].is_active_now()
         ):
@@ -1342,6 +1352,8 @@ class Engine:
         return max(self.timers.initial_dead, 10 * self.timers.dead_time)
 
     def _prune_intents(self) -> None:
+        if not self.intents and not self.applied_intents:
+            return  # the usual case, on the hot path
         self.intents = [(i, until) for i, until in self.intents if until > self.now]
         for _, until in self.intents:
             self._wake(until)
@@ -1417,8 +1429,8 @@ class Engine:
         self._out.append(Reply(event.id, ok, message, Reason(f"admin.{event.action.value}")))
 
     def _wake(self, at: float) -> None:
-        if at > self.now:
-            self._wakeups.append(at)
+        if self.now < at < self._next_wake:
+            self._next_wake = at
 
 
 DECIDE = {
