@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from config_samples import BASE, with_arbitration
+from .config_samples import BASE, with_arbitration
 
 from hotstandby.config import load_text, takeover_budget
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from config_samples import BASE, edit, line_with
+from .config_samples import BASE, edit, line_with
 
 from hotstandby.cli import main
 from hotstandby.config import load, takeover_budget

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from config_samples import BASE, DISK_ARBITRATION, edit, line_with, with_arbitration
+from .config_samples import BASE, DISK_ARBITRATION, edit, line_with, with_arbitration
 
 from hotstandby.config import ConfigError, load, load_bytes, load_text
 from hotstandby.config.errors import format_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from config_samples import BASE, line_with
+from .config_samples import BASE, line_with
 
 from hotstandby.config.errors import KeyPath
 from hotstandby.config.positions import key_lines, line_of

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from config_samples import BASE, edit, line_with, with_arbitration
+from .config_samples import BASE, edit, line_with, with_arbitration
 
 from hotstandby.config import ConfigError, load_text, risks, violations
 from hotstandby.config.budget import lease_slack, minimum_lease

@@ -15,7 +15,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from ip_lab import AdapterHost, Reply, Sniffer, mac_of, neighbour, wait_for
+from .ip_lab import AdapterHost, Reply, Sniffer, mac_of, neighbour, wait_for
 
 from hotstandby.lab import CLIENT, FLOATING_IPV4, FLOATING_IPV6, Lab
 

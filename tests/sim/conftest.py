@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sim_fakes import EXAMPLE, make_cluster
+from .sim_fakes import EXAMPLE, make_cluster
 
 from hotstandby.config import load
 from hotstandby.core.cluster import Cluster

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sim_fakes import EXAMPLE
+from .sim_fakes import EXAMPLE
 
 from hotstandby.cli import main
 from hotstandby.core.cluster import Cluster

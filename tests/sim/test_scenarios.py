@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sim_fakes import make_cluster
+from .sim_fakes import make_cluster
 
 from hotstandby.core.cluster import Cluster
 from hotstandby.sim.budget import takeover_budget

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim_fakes import FakeEngine, make_cluster
+from .sim_fakes import FakeEngine, make_cluster
 
 from hotstandby.core.cluster import Cluster
 from hotstandby.core.messages import (

@@ -1,0 +1,1 @@
+"""The demo: the example cluster, a fault, the takeover."""
