@@ -57,6 +57,17 @@ log = logging.getLogger("hotstandby.agent")
 
 HISTORY = 2000  # events kept in memory for `hotstandby events` and `why`
 
+# What a dropped heartbeat most likely means, for the operator reading the history.
+DROP_REASONS = {
+    "bad_mac": "authentication failed: a different secret, or corruption",
+    "wrong_cluster": "it belongs to another cluster",
+    "bad_version": "a different protocol version",
+    "replayed": "an old or repeated message",
+    "old_boot": "a message from a previous start of its sender",
+    "truncated": "cut short",
+    "malformed": "not a valid heartbeat",
+}
+
 
 def monotonic() -> float:
     """The agent's clock: monotonic seconds, never stepped by NTP."""
@@ -117,6 +128,7 @@ class Agent:
         self.on_self_fence = on_self_fence or _exit_now
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.guards = {link.name: ReplayGuard() for link in adapters.links}
+        self.stats = {link.name: link.stats for link in adapters.links}
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self.followers: list[asyncio.Queue[Record]] = []
         self.replies: dict[str, asyncio.Future[Reply]] = {}
@@ -187,21 +199,37 @@ class Agent:
     # ------------------------------------------------------------ input
 
     def _deliver(self, link: str, data: bytes) -> None:
-        stats = next(x.stats for x in self.adapters.links if x.name == link)
         try:
             beat = self.codec.decode(data)
         except WireError as err:
-            stats.drop(err.reason)
+            self._drop(link, err.reason, err.detail)
             return
         if beat.sender == self.node or beat.sender not in self.cluster.node_names:
-            stats.drop("unknown_sender")
+            self._drop(link, "unknown_sender", f"from {beat.sender!r}")
             return
         refused = self.guards[link].admit(beat.sender, beat.boot, beat.seq)
         if refused is not None:
-            stats.drop(refused.value)
+            self._drop(link, refused.value, f"from {beat.sender}")
             return
+        stats = self.stats[link]
         stats.received += 1
         self.queue.put_nowait(HeartbeatReceived(link, beat))
+
+    def _drop(self, link: str, reason: str, detail: str) -> None:
+        """Count a rejected message; say so in the history the first time, and then rarely."""
+        stats = self.stats[link]
+        stats.drop(reason)
+        count = stats.dropped[reason]
+        if count == 1 or count % 1000 == 0:
+            why = DROP_REASONS.get(reason, reason)
+            self._record(
+                "link.rejected",
+                f"{link}: dropped {count} heartbeat(s): {why} ({detail})",
+                f"wire.{reason}",
+                severity="warning",
+                link=link,
+                reason=reason,
+            )
 
     # ------------------------------------------------------------ commands
 
@@ -328,7 +356,10 @@ class Agent:
     def _record(self, kind: str, message: str, rule: str = "", **data: Any) -> None:
         record = Record(time.time(), kind, message, rule, data)
         self.history.append(record)
-        level = logging.WARNING if kind.startswith("alarm") else logging.INFO
+        severity = data.get("severity", "info")
+        level = {"critical": logging.CRITICAL, "warning": logging.WARNING}.get(
+            severity, logging.INFO
+        )
         log.log(level, "%s: %s [%s]", kind, message, rule)
         for follower in self.followers:
             follower.put_nowait(record)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Each module defines register(subparsers); each subcommand sets `func(args) -> int`.
-MODULES = ("check_cmd", "simulate_cmd", "demo_cmd", "control_cmds")
+MODULES = ("agent_cmd", "check_cmd", "simulate_cmd", "demo_cmd", "control_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,152 @@
+"""Two real agents in network namespaces: takeover, riding out a cut link, rejoin, switchover."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from hotstandby.cli.control_cmds import ControlError, call
+from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab
+from hotstandby.lab.cluster import LabCluster
+from hotstandby.wire.keys import write_new_secret
+
+pytestmark = pytest.mark.lab
+
+
+def other(node: str) -> str:
+    """The other node of the pair."""
+    return "beta" if node == "alpha" else "alpha"
+
+
+def up(cluster: LabCluster) -> str:
+    """Start both agents and wait until one is active and the other a standby that sees it."""
+    cluster.start_all()
+    active = cluster.wait_active(20)
+    cluster.wait_for(
+        "the standby to confirm the active node",
+        lambda: (
+            (s := cluster.status(other(active))) is not None
+            and s["role"] == "standby"
+            and all(p["confirmed"] for p in s["peers"])
+        ),
+        10,
+    )
+    return active
+
+
+def events(cluster: LabCluster, node: str) -> list[dict[str, object]]:
+    """node's event history (empty while its agent does not answer yet)."""
+    try:
+        answer = call(cluster.socket(node), {"op": "events", "limit": 1000})
+    except ControlError:
+        return []
+    history: list[dict[str, object]] = answer["events"]
+    return history
+
+
+def test_power_loss_of_the_active_moves_the_floating_ip(lab: Lab, cluster: LabCluster) -> None:
+    active = up(cluster)
+    assert lab.holders(FLOATING_IPV4) == [active]
+    assert lab.ping(CLIENT, FLOATING_IPV4)
+    lab.power_loss(active)
+    standby = other(active)
+    assert cluster.wait_active(20, other_than=active) == standby
+    # The powered-off node's namespace keeps its addresses, but it is cut off and
+    # dead; the live holder is the standby, and the client reaches it.
+    assert standby in lab.holders(FLOATING_IPV4)
+    assert lab.ping(CLIENT, FLOATING_IPV4)
+    status = cluster.status(standby)
+    assert status is not None and status["last_takeover"] is not None
+    assert status["epoch"] >= 2
+
+
+def test_one_link_cut_is_ridden_out_with_a_warning(lab: Lab, cluster: LabCluster) -> None:
+    active = up(cluster)
+    standby = other(active)
+    lab.cut("private")
+    cluster.wait_for(
+        "the standby to see the private link down",
+        lambda: (
+            (s := cluster.status(standby)) is not None
+            and s["peers"][0]["links"]["private"]["state"] == "down"
+        ),
+        10,
+    )
+    # Other links carry on: still exactly the same active node, no takeover.
+    assert cluster.active() == active
+    roles = cluster.roles()
+    assert roles[standby] == "standby"
+    kinds = [e["kind"] for e in events(cluster, standby)]
+    assert "alarm.link_down" in kinds
+    assert "alarm.takeover" not in kinds
+    assert lab.holders(FLOATING_IPV4) == [active]
+
+
+def test_the_old_active_rejoins_as_standby(lab: Lab, cluster: LabCluster) -> None:
+    active = up(cluster)
+    standby = other(active)
+    lab.power_loss(active)
+    cluster.wait_active(20, other_than=active)
+    lab.power_on(active)
+    # After a power cycle the node's addresses are gone with it: clear the old
+    # floating address as a reboot would, then start its agent again.
+    lab.run(active, ["ip", "addr", "flush", "dev", lab.node(active).lan_if, "to",
+                     f"{FLOATING_IPV4}/32"])  # fmt: skip
+    cluster.start(active)
+    cluster.wait_for(
+        "the old active to rejoin as standby",
+        lambda: cluster.roles().get(active) == "standby",
+        20,
+    )
+    assert cluster.active() == standby  # no failback by default
+    assert lab.holders(FLOATING_IPV4) == [standby]
+
+
+def test_switchover_from_the_command_line(lab: Lab, cluster: LabCluster) -> None:
+    active = up(cluster)
+    target = other(active)
+    done = subprocess.run(
+        [sys.executable, "-m", "hotstandby", "switchover", "--socket", cluster.socket(active)],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert target in done.stdout
+    assert cluster.wait_active(20, other_than=active) == target
+    cluster.wait_for(
+        "the address to leave the old active",
+        lambda: lab.holders(FLOATING_IPV4) == [target],
+        10,
+    )
+
+
+def test_a_wrong_secret_is_rejected_and_said_so(lab: Lab, cluster: LabCluster) -> None:
+    cluster.start("alpha")
+    # beta runs with another secret: every heartbeat fails authentication.
+    other_dir = cluster.dir / "intruder"
+    other_dir.mkdir()
+    text = cluster.config.read_text().replace(str(cluster.secret), str(other_dir / "secret"))
+    write_new_secret(other_dir / "secret")
+    bad = other_dir / "cluster.toml"
+    bad.write_text(text)
+    proc = lab.spawn("beta", [
+        sys.executable, "-m", "hotstandby", "agent", "-c", str(bad), "--node", "beta",
+        "--socket", cluster.socket("beta"), "--state-dir", str(other_dir / "state"),
+    ])  # fmt: skip
+    cluster.agents["beta"] = proc
+
+    def rejected() -> bool:
+        return any(
+            e["kind"] == "link.rejected" and "authentication failed" in str(e["message"])
+            for e in events(cluster, "alpha")
+        )
+
+    cluster.wait_for("alpha to report rejected heartbeats", rejected, 10)
+    status = cluster.status("alpha")
+    assert status is not None
+    assert status["links"]["lan"]["dropped"].get("bad_mac", 0) > 0
+    assert not status["peers"][0]["confirmed"]
