@@ -8,9 +8,10 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from .config_samples import BASE, with_arbitration
 
 from hotstandby.config import load_text, takeover_budget
+
+from .config_samples import BASE, with_arbitration
 
 # Written here rather than imported, so the test does not trust the code it checks.
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

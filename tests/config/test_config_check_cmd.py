@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-from .config_samples import BASE, edit, line_with
 
 from hotstandby.cli import main
 from hotstandby.config import load, takeover_budget
+
+from .config_samples import BASE, edit, line_with
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "src" / "hotstandby" / "examples"

@@ -8,12 +8,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from .config_samples import BASE, DISK_ARBITRATION, edit, line_with, with_arbitration
 
 from hotstandby.config import ConfigError, load, load_bytes, load_text
 from hotstandby.config.errors import format_key
 from hotstandby.config.loader import _syntax_problem
 from hotstandby.core.cluster import ArbitrationMode, LinkKind, Policies, ResourceKind, Timers
+
+from .config_samples import BASE, DISK_ARBITRATION, edit, line_with, with_arbitration
 
 
 def test_valid_file_becomes_a_cluster() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import tomllib
 
-from .config_samples import BASE, line_with
-
 from hotstandby.config.errors import KeyPath
 from hotstandby.config.positions import key_lines, line_of
+
+from .config_samples import BASE, line_with
 
 
 def test_top_level_tables_and_keys() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from .config_samples import BASE, edit, line_with, with_arbitration
 
 from hotstandby.config import ConfigError, load_text, risks, violations
 from hotstandby.config.budget import lease_slack, minimum_lease
 from hotstandby.config.durations import parse_duration
 from hotstandby.config.errors import format_key
+
+from .config_samples import BASE, edit, line_with, with_arbitration
 
 SECOND_NODE = '[[node]]\nname = "beta"\n'
 

@@ -15,9 +15,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from .ip_lab import AdapterHost, Reply, Sniffer, mac_of, neighbour, wait_for
 
 from hotstandby.lab import CLIENT, FLOATING_IPV4, FLOATING_IPV6, Lab
+
+from .ip_lab import AdapterHost, Reply, Sniffer, mac_of, neighbour, wait_for
 
 pytestmark = pytest.mark.lab
 

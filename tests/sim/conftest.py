@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from .sim_fakes import EXAMPLE, make_cluster
 
 from hotstandby.config import load
 from hotstandby.core.cluster import Cluster
+
+from .sim_fakes import EXAMPLE, make_cluster
 
 
 @pytest.fixture

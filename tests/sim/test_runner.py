@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from .sim_fakes import EXAMPLE
 
 from hotstandby.cli import main
 from hotstandby.core.cluster import Cluster
 from hotstandby.sim.runner import RunOptions, run_seed
+
+from .sim_fakes import EXAMPLE
 
 SHORT = RunOptions(safety=30.0, settle=10.0)
 

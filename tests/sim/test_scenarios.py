@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from .sim_fakes import make_cluster
 
 from hotstandby.core.cluster import Cluster
 from hotstandby.sim.budget import takeover_budget
 from hotstandby.sim.scenarios import ScenarioError, catalogue, parse, run_scenario
+
+from .sim_fakes import make_cluster
 
 CATALOGUE = catalogue()
 # Engine bugs this simulator found; each xfail goes once the lead's fix lands.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .sim_fakes import FakeEngine, make_cluster
-
 from hotstandby.core.cluster import Cluster
 from hotstandby.core.messages import (
     Action,
@@ -18,6 +16,8 @@ from hotstandby.sim.clock import LocalClock
 from hotstandby.sim.faults import Faults
 from hotstandby.sim.resources import Mode
 from hotstandby.sim.world import World
+
+from .sim_fakes import FakeEngine, make_cluster
 
 
 def _world(cluster: Cluster, seed: int = 1) -> tuple[World, Faults]:

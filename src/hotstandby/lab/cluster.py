@@ -160,13 +160,16 @@ class LabCluster:
         found = []
         for node in self.lab.node_names:
             s = self.status(node)
-            if s is not None and s["role"] == "active":
-                if all(r["state"] == "running" for r in s["resources"]):
-                    found.append(node)
+            if (
+                s is not None
+                and s["role"] == "active"
+                and all(r["state"] == "running" for r in s["resources"])
+            ):
+                found.append(node)
         return found[0] if len(found) == 1 else None
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
-        """Poll `check` until it returns something true; LabTimeout naming `what` if not."""
+        """Poll `check` until it returns something true; LabTimeoutError naming `what` if not."""
         deadline = time.monotonic() + timeout
         while True:
             value = check()
@@ -174,7 +177,7 @@ class LabCluster:
                 return value
             if time.monotonic() > deadline:
                 logs = {n: p.output()[-2000:] for n, p in self.agents.items()}
-                raise LabTimeout(f"{what} did not happen within {timeout:g}s; logs: {logs}")
+                raise LabTimeoutError(f"{what} did not happen within {timeout:g}s; logs: {logs}")
             time.sleep(POLL)
 
     def wait_active(self, timeout: float = 30.0, other_than: str | None = None) -> str:
@@ -193,7 +196,7 @@ class LabCluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-class LabTimeout(AssertionError):
+class LabTimeoutError(AssertionError):
     """Something awaited in the lab did not happen in time."""
 
 
