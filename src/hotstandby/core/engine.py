@@ -241,7 +241,7 @@ class Engine:
         for intent in beat.intents:
             if intent.id not in self.applied_intents:
                 self.applied_intents[intent.id] = self.now
-                self._apply_intent(intent)
+                self._apply_intent(intent, beat)
 
     def on_resource_done(self, event: ResourceDone) -> None:
         """A resource action finished: update the group; failures may move it."""
@@ -1361,9 +1361,13 @@ class Engine:
         for key in [k for k, t in self.applied_intents.items() if t < horizon]:
             del self.applied_intents[key]
 
-    def _apply_intent(self, intent: Intent) -> None:
+    def _apply_intent(self, intent: Intent, beat: Heartbeat) -> None:
         if intent.target not in (None, self.name):
             return
+        if intent.action in (AdminAction.MAINTENANCE_ON, AdminAction.MAINTENANCE_OFF) and (
+            beat.maintenance is not (intent.action is AdminAction.MAINTENANCE_ON)
+        ):
+            return  # its sender has changed its mind since: the intent is stale
         if intent.action is AdminAction.SWITCHOVER and self.role is not Role.ACTIVE:
             return
         entry = ADMIN[(self.role, intent.action)]
