@@ -10,12 +10,16 @@ import pytest
 from hotstandby.cli import main
 from hotstandby.cli.demo_cmd import example_path
 from hotstandby.config import load, takeover_budget
+from hotstandby.core.cluster import Timers
+from hotstandby.lab import skip_reason
+
+DEAD_TIME_DEFAULT = Timers().dead_time
 
 
-def test_demo_shows_the_standby_taking_over_within_the_budget(
+def test_simulated_demo_shows_the_standby_taking_over_within_the_budget(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--simulated"]) == 0
     out = capsys.readouterr().out
     first = re.search(r"(\w+) is active \(epoch (\d+)\)", out)
     assert first is not None
@@ -34,3 +38,23 @@ def test_demo_refuses_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad.write_text("[cluster]\nname = 1\n")
     assert main(["demo", "-c", str(bad)]) == 2
     assert "bad.toml" in capsys.readouterr().err
+
+
+@pytest.mark.lab
+def test_real_demo_moves_the_service_and_measures_the_client_outage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    cut = re.search(r"cutting the power of (\w+)", out)
+    assert cut is not None
+    new = "beta" if cut.group(1) == "alpha" else "alpha"
+    assert f"{new} took over" in out
+    assert f"{new} takes over" in out  # the takeover alarm in its event history
+    gap = re.search(r"the client went (\d+) ms without an answer", out)
+    assert gap is not None
+    # At least the dead time (nothing can notice sooner), and a takeover, not a timeout.
+    assert 1000 * DEAD_TIME_DEFAULT <= int(gap.group(1)) < 10_000
