@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hotstandby.agent.link_quality import LinkQuality
 from hotstandby.agent.ports import (
     ArbiterAdapter,
     FenceAdapter,
@@ -129,6 +130,7 @@ class Agent:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.guards = {link.name: ReplayGuard() for link in adapters.links}
         self.stats = {link.name: link.stats for link in adapters.links}
+        self.quality = LinkQuality()
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self.followers: list[asyncio.Queue[Record]] = []
         self.replies: dict[str, asyncio.Future[Reply]] = {}
@@ -213,6 +215,8 @@ class Agent:
             return
         stats = self.stats[link]
         stats.received += 1
+        echo = next((seq for name, seq in beat.heard if name == self.node), None)
+        self.quality.received(link, beat.sender, beat.boot, beat.seq, echo, self.clock())
         self.queue.put_nowait(HeartbeatReceived(link, beat))
 
     def _drop(self, link: str, reason: str, detail: str) -> None:
@@ -235,6 +239,7 @@ class Agent:
 
     async def _execute(self, command: Command) -> None:
         if isinstance(command, SendHeartbeat):
+            self.quality.sent(command.beat.seq, self.clock())
             message = self.codec.encode(command.beat)
             for link in self.adapters.links:
                 link.send(message)

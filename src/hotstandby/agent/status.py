@@ -29,6 +29,8 @@ def snapshot(agent: Agent, now: float) -> dict[str, Any]:
                         "state": view.state.value,
                         "last_seen_ago": None if view.last_seen is None else now - view.last_seen,
                         "received": view.received,
+                        "loss": agent.quality.loss(name, peer.name),
+                        "round_trip": agent.quality.round_trip(name, peer.name),
                     }
                     for name, view in peer.links.items()
                 },

@@ -89,7 +89,7 @@ def render_status(s: dict[str, Any]) -> str:
     ]
     for p in s["peers"]:
         seen = "never" if p["last_heard_ago"] is None else f"{p['last_heard_ago']:.2f}s"
-        links = "  ".join(f"{name}:{v['state']}" for name, v in p["links"].items())
+        links = "  ".join(f"{name}:{v['state']}{_quality(v)}" for name, v in p["links"].items())
         role = p["role"] or "?"
         if not p["confirmed"]:
             role += " (lost)"
@@ -106,6 +106,16 @@ def render_status(s: dict[str, Any]) -> str:
     if s["last_takeover"]:
         lines += ["", f"last takeover: {s['last_takeover']}"]
     return "\n".join(lines)
+
+
+def _quality(link: dict[str, Any]) -> str:
+    """ " (loss 2%, rtt 1.2ms)" when known."""
+    parts = []
+    if link.get("loss") is not None:
+        parts.append(f"loss {link['loss'] * 100:.0f}%")
+    if link.get("round_trip") is not None:
+        parts.append(f"rtt {link['round_trip'] * 1000:.1f}ms")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _admin(args: argparse.Namespace, action: str, target: str | None) -> int:
