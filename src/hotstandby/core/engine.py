@@ -448,7 +448,7 @@ class Engine:
         now, warn, dead = self.now, t.warn_time, t.dead_time
         for peer in self.peers.values():
             any_up = False
-            # link_state_at, unrolled: this runs for every link on every event.
+            # Inline on purpose: this runs for every link on every event.
             for link, view in peer.links.items():
                 seen = view.last_seen
                 if seen is None:

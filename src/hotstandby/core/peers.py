@@ -102,15 +102,3 @@ def accept(peer: PeerView, link: str, beat: Heartbeat, now: float) -> bool:
         return False
     peer.beat = beat
     return True
-
-
-def link_state_at(view: LinkView, now: float, warn: float, dead: float) -> LinkState:
-    """The state a link should be in at `now`."""
-    if view.last_seen is None:
-        return LinkState.UNKNOWN
-    silent = now - view.last_seen
-    if silent >= dead:
-        return LinkState.DOWN
-    if silent >= warn:
-        return LinkState.LATE
-    return LinkState.UP
