@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from hotstandby.lab import Lab, skip_reason
-from hotstandby.lab.cluster import LabCluster
+from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 
 #: Namespaces, state files and temp dirs of these tests start with this.
 PREFIX = "tag"
@@ -25,7 +25,7 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture
 def cluster(lab: Lab) -> LabCluster:
-    """The cluster file written for the lab, agents not started yet."""
-    c = LabCluster(lab)
+    """The cluster file written for the lab (fencing through the lab), agents not started."""
+    c = LabCluster(lab, ClusterSpec(arbitration=fence_arbitration(lab)))
     c.write()
     return c

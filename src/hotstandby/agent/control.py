@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,9 @@ class ControlServer:
         self.agent = agent
         self.path = Path(path)
         self.server: asyncio.AbstractServer | None = None
+        # `events --follow` streams: ended by close(), which the server's own
+        # close does not do (and on Python >= 3.12.1 wait_closed waits for them).
+        self.streams: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Create the socket, readable and writable by root only."""
@@ -55,6 +59,10 @@ class ControlServer:
         """Stop serving and remove the socket."""
         if self.server is not None:
             self.server.close()
+            for task in list(self.streams):
+                task.cancel()
+            if self.streams:
+                await asyncio.wait(list(self.streams))
             await self.server.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -66,7 +74,8 @@ class ControlServer:
             if not isinstance(request, dict):
                 raise ValueError("a request is a JSON object")
             if request.get("op") == "events" and request.get("follow"):
-                await self._follow(request, writer)
+                limit = _limit(request, 20)
+                await self._follow(limit, reader, writer)
                 return
             answer = await self._answer(request)
         except (ValueError, TimeoutError, asyncio.LimitOverrunError) as err:
@@ -84,8 +93,7 @@ class ControlServer:
         if op == "why":
             return {"ok": True, "role": agent.engine.role.value, "reasons": reasons(agent)}
         if op == "events":
-            limit = int(request.get("limit", 100))
-            return {"ok": True, "events": [r.as_json() for r in list(agent.history)[-limit:]]}
+            return {"ok": True, "events": _last(agent.history, _limit(request, 100))}
         if op == "admin":
             try:
                 action = AdminAction(str(request.get("action")))
@@ -95,23 +103,58 @@ class ControlServer:
             target = request.get("target")
             if target is not None and not isinstance(target, str):
                 return {"ok": False, "error": "target must be a node name"}
-            reply = await agent.admin(action, target)
+            try:
+                reply = await agent.admin(action, target)
+            except TimeoutError:
+                # Not the caller's fault: say so, rather than "bad request".
+                return {
+                    "ok": False,
+                    "error": "the agent did not answer in time; see `hotstandby events`",
+                }
             return {"ok": reply.ok, "message": reply.message}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
-    async def _follow(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+    async def _follow(
+        self, limit: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.streams.add(task)
         queue: asyncio.Queue[Record] = asyncio.Queue()
         self.agent.followers.append(queue)
+        # The client sends nothing more: end of input means it went away, and
+        # the stream ends then rather than at the next record it cannot take.
+        gone = asyncio.ensure_future(reader.read())
         try:
-            for record in list(self.agent.history)[-int(request.get("limit", 20)) :]:
-                writer.write(json.dumps(record.as_json()).encode() + b"\n")
+            for line in _last(self.agent.history, limit):
+                writer.write(json.dumps(line).encode() + b"\n")
             await writer.drain()
             while True:
-                record = await queue.get()
-                writer.write(json.dumps(record.as_json()).encode() + b"\n")
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait((get, gone), return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    return
+                writer.write(json.dumps(get.result().as_json()).encode() + b"\n")
                 await writer.drain()
         except ConnectionError:
-            pass
+            pass  # the client left
         finally:
+            gone.cancel()
             self.agent.followers.remove(queue)
+            self.streams.discard(task)
             writer.close()
+
+
+def _limit(request: dict[str, Any], default: int) -> int:
+    """The request's "limit": how many past records, a whole number from 0."""
+    limit = request.get("limit", default)
+    if type(limit) is not int or limit < 0:
+        raise ValueError(f"limit must be a whole number from 0, not {limit!r}")
+    return limit
+
+
+def _last(history: Iterable[Record], limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` records as JSON data, oldest first (none for 0)."""
+    records = list(history)
+    return [r.as_json() for r in records[len(records) - limit :]] if limit else []

@@ -33,7 +33,10 @@ in those tables. Plain secrets (`password`, `passwd`, any `*passwd*` key other t
 `*_script`) are refused: the cluster file is the same on every node and not a secret store.
 
 One pass over the methods per `fence()` call: the first method that confirms wins; every
-failure or timeout moves on to the next; the core decides about retrying and alarms.
+failure or timeout moves on to the next; the core decides about retrying and alarms. Each
+method is bounded by its own `timeout` (its action and the status checks together), so a
+caller that bounds the whole call should allow `FenceAgents.total_timeout`, as the budget
+in `hotstandby check` does (one fence_timeout per method).
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ VERIFY_INTERVAL = 0.5
 REAP_TIMEOUT = 2.0
 #: Characters of an agent's output kept in a detail (its last lines say why it failed).
 DETAIL_CHARS = 300
-#: Bytes of each output stream read back; the rest is never looked at.
-OUTPUT_LIMIT = 64 * 1024
+#: Bytes of each output stream read back (its end); metadata of the largest agents fits.
+OUTPUT_LIMIT = 1 << 20
 REDACTED = "********"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -288,8 +291,10 @@ def read_secret(path: str) -> str:
 
 
 def _read_back(f: IO[bytes], secret: str | None) -> str:
-    f.seek(0)
-    text = f.read(OUTPUT_LIMIT).decode("utf-8", errors="replace")
+    # The end, if it must be cut: that is where an agent says why it failed.
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - OUTPUT_LIMIT))
+    text = f.read().decode("utf-8", errors="replace")
     # An agent may echo its input (debug output): the password never leaves this module.
     return text.replace(secret, REDACTED) if secret else text
 

@@ -67,6 +67,9 @@ DROP_REASONS = {
     "old_boot": "a message from a previous start of its sender",
     "truncated": "cut short",
     "malformed": "not a valid heartbeat",
+    "bad_magic": "not a hotstandby heartbeat at all",
+    "oversized": "longer than any heartbeat",
+    "unknown_sender": "authentic, but from a node not in this cluster (or from itself)",
 }
 
 
@@ -162,16 +165,26 @@ class Agent:
                 event = await self._next_event()
                 await self._step(event)
         finally:
-            for task in list(self.tasks):
+            pending = list(self.tasks)
+            for task in pending:
                 task.cancel()
+            if pending:
+                # Let adapters unwind (kill their child processes, close files)
+                # before the links close and run() returns; bounded, so an
+                # adapter that ignores cancellation cannot hold up the stop.
+                await asyncio.wait(pending, timeout=1.0)
             for link in self.adapters.links:
                 await link.close()
 
     async def _next_event(self) -> Event:
         deadline = self.engine.next_deadline()
         timeout = None if deadline is None else max(0.0, deadline - self.clock())
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+        # cancellation that arrives together with an event, and the agent's task
+        # would then run on after being cancelled.
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return Tick()
 
@@ -194,7 +207,8 @@ class Agent:
         self.replies[request_id] = future
         self.submit(AdminRequest(request_id, action, target))
         try:
-            return await asyncio.wait_for(future, 10.0)
+            async with asyncio.timeout(10.0):
+                return await future
         finally:
             self.replies.pop(request_id, None)
 
@@ -318,12 +332,12 @@ class Agent:
         if self.adapters.fence is None:
             self.queue.put_nowait(FenceDone(command.target, False, "no fence method configured"))
             return
+        # The methods run in order, each bounded by its own timeout: allow them all.
+        limit = self.adapters.fence.total_timeout
         try:
-            ok, detail = await asyncio.wait_for(
-                self.adapters.fence.fence(command.target), self.cluster.timers.fence_timeout
-            )
+            ok, detail = await asyncio.wait_for(self.adapters.fence.fence(command.target), limit)
         except TimeoutError:
-            ok, detail = False, f"timed out after {self.cluster.timers.fence_timeout:g}s"
+            ok, detail = False, f"timed out after {limit:g}s"
         except Exception as err:
             ok, detail = False, f"{type(err).__name__}: {err}"
         self.queue.put_nowait(FenceDone(command.target, ok, detail))

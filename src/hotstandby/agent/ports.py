@@ -77,6 +77,10 @@ class ResourceAdapter(Protocol):
 class FenceAdapter(Protocol):
     """Fences a node through the configured methods in order."""
 
+    @property
+    def total_timeout(self) -> float:
+        """The longest one fence() may take: every method to its own timeout."""
+
     async def fence(self, target: str) -> tuple[bool, str]:
         """Fence `target`; (True, detail) only when a method confirmed it."""
 

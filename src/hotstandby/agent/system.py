@@ -41,9 +41,11 @@ def watchdog_interval() -> float | None:
     if not usec or (pid and pid != str(os.getpid())):
         return None
     try:
-        return int(usec) / 2_000_000
+        value = int(usec)
     except ValueError:
         return None
+    # Zero or less is no watchdog (as sd_watchdog_enabled reads it), not "pet always".
+    return value / 2_000_000 if value > 0 else None
 
 
 def go_realtime() -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hotstandby.agent.control import ControlServer, default_socket
+from hotstandby.agent.fence import build_fence
 from hotstandby.agent.links import build_links
 from hotstandby.agent.loop import Adapters, Agent
 from hotstandby.agent.resources import build_resources
@@ -54,6 +55,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         adapters = Adapters(
             links=build_links(cluster, node),
             resources=build_resources(cluster, node),
+            fence=build_fence(cluster, node),
         )
     except (ConfigError, SecretError, ValueError) as err:
         print(f"hotstandby: {err}", file=sys.stderr)

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from typing import Any, TextIO
 
+from hotstandby.agent.fence import FenceConfigError, parse_methods
 from hotstandby.config.budget import (
     Budget,
     Risk,
@@ -61,6 +62,12 @@ def check(path: str, *, as_json: bool, out: TextIO, err: TextIO) -> int:
             print(json.dumps(_error_json(path, error), indent=2), file=out)
         return EXIT_BAD_FILE
     text = data.decode("utf-8")  # load_bytes accepted it, so it is UTF-8
+    try:
+        # The fence methods' own keys are the fencing adapter's to judge.
+        parse_methods(cluster)
+    except FenceConfigError as error:
+        print(f"{path}:{line_of(text, ('arbitration', 'fence'))}: {error}", file=err)
+        return EXIT_BAD_FILE
     warnings = [(line_of(text, r.key), r) for r in risks(cluster)]
     report = takeover_budget(cluster)
     if as_json:

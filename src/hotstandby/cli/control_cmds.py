@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from hotstandby.agent.control import default_socket
-from hotstandby.config import load
+from hotstandby.config import ConfigError, load
 
 TIMEOUT = 12.0  # an admin request waits for the engine's reply (10 s at most)
 
@@ -22,24 +22,43 @@ class ControlError(Exception):
     """The agent could not be asked."""
 
 
+class ConfigUnreadableError(ControlError):
+    """The socket could not be found because the cluster file is bad or missing."""
+
+
 def socket_path(args: argparse.Namespace) -> str:
     """The socket named on the command line, or the cluster's default one."""
     if args.socket:
         return str(args.socket)
-    return default_socket(load(args.config).name)
+    try:
+        return default_socket(load(args.config).name)
+    except ConfigError as err:
+        raise ConfigUnreadableError(f"{err} (or name the agent's socket with --socket)") from err
 
 
 def call(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Send one request and read one answer."""
+    """Send one request and read one answer; ControlError when there is none."""
     with _connect(path) as sock:
-        sock.sendall(json.dumps(request).encode() + b"\n")
         data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    answer: dict[str, Any] = json.loads(data)
+        try:
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError as err:
+            raise ControlError(f"the agent at {path} did not answer within {TIMEOUT:g}s") from err
+        except OSError as err:
+            raise ControlError(f"the agent at {path} hung up: {err.strerror or err}") from err
+    if not data:
+        raise ControlError(f"the agent at {path} closed without answering")
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ControlError(f"the agent at {path} sent something that is not an answer")
     return answer
 
 
@@ -59,19 +78,24 @@ def _connect(path: str) -> socket.socket:
     return sock
 
 
-def _run(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any] | None:
+def _run(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any] | int:
+    """The agent's answer, or the exit code once the problem is printed."""
     try:
-        return call(socket_path(args), request)
+        answer = call(socket_path(args), request)
     except ControlError as err:
         print(f"hotstandby: {err}", file=sys.stderr)
-        return None
+        return 2 if isinstance(err, ConfigUnreadableError) else 3
+    if not answer.get("ok") and "error" in answer:
+        print(f"hotstandby: {answer['error']}", file=sys.stderr)
+        return 1
+    return answer
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the cluster as this node sees it."""
     answer = _run(args, {"op": "status"})
-    if answer is None:
-        return 3
+    if isinstance(answer, int):
+        return answer
     if args.json:
         print(json.dumps(answer["status"], indent=2))
     else:
@@ -120,9 +144,9 @@ def _quality(link: dict[str, Any]) -> str:
 
 def _admin(args: argparse.Namespace, action: str, target: str | None) -> int:
     answer = _run(args, {"op": "admin", "action": action, "target": target})
-    if answer is None:
-        return 3
-    message = answer.get("message") or answer.get("error", "")
+    if isinstance(answer, int):
+        return answer
+    message = answer.get("message", "")
     print(message, file=sys.stdout if answer["ok"] else sys.stderr)
     return 0 if answer["ok"] else 1
 
@@ -132,13 +156,18 @@ def cmd_events(args: argparse.Namespace) -> int:
     request = {"op": "events", "follow": args.follow, "limit": args.limit}
     if not args.follow:
         answer = _run(args, request)
-        if answer is None:
-            return 3
+        if isinstance(answer, int):
+            return answer
         for record in answer["events"]:
             print(json.dumps(record) if args.json else render_record(record))
         return 0
     try:
-        with _connect(socket_path(args)) as sock:
+        path = socket_path(args)
+    except ControlError as err:
+        print(f"hotstandby: {err}", file=sys.stderr)
+        return 2
+    try:
+        with _connect(path) as sock:
             sock.settimeout(None)
             sock.sendall(json.dumps(request).encode() + b"\n")
             for line in sock.makefile("r"):
@@ -162,8 +191,8 @@ def render_record(r: dict[str, Any]) -> str:
 def cmd_why(args: argparse.Namespace) -> int:
     """Print the decisions behind the current state."""
     answer = _run(args, {"op": "why"})
-    if answer is None:
-        return 3
+    if isinstance(answer, int):
+        return answer
     print(f"role: {answer['role']}")
     for record in answer["reasons"]:
         print(render_record(record))

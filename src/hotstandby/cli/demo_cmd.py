@@ -13,8 +13,6 @@ from hotstandby.demo import lab_demo, simulated
 from hotstandby.lab import skip_reason
 
 EXAMPLE = "classic-database.toml"
-# The lab demo's tie-breaker (until the lab has a fence device).
-LAB_ARBITRATION = 'mode = "none"\n'
 
 
 def example_path() -> Path:
@@ -34,7 +32,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         problem = skip_reason()
         if problem is None:
             print("hotstandby demo: real agents in a lab on this machine\n", flush=True)
-            return lab_demo.run(sys.stdout, LAB_ARBITRATION)
+            return lab_demo.run(sys.stdout)
         print(f"the real two-node demo needs root and the lab's programs: {problem}")
         print("showing the same takeover in the simulator instead\n")
     print(f"hotstandby demo: cluster '{cluster.name}' from {path}")

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from hotstandby.config.durations import format_duration as fd
+from hotstandby.config.durations import parse_duration
 from hotstandby.config.errors import KeyPath, Violation
 from hotstandby.core.cluster import ArbitrationMode, Cluster, LinkKind
 from hotstandby.core.timing import (
@@ -113,12 +114,18 @@ def _arbitration_parts(cluster: Cluster, detection: float) -> list[Part]:
     # Fence: the standby always waits fence_delay (it cannot tell a death from a cut),
     # then tries each method in order, the last one succeeding just within its timeout.
     methods = len(arb.fence)
+    # A method may set its own timeout; the others take fence_timeout.
+    total = sum(
+        parse_duration(m["timeout"]) if isinstance(m.get("timeout"), str) else t.fence_timeout
+        for m in arb.fence
+    )
     return [
         Part("fence delay", arb.fence_delay, "fence: head start for the active in a cut"),
         Part(
             "fencing",
-            methods * t.fence_timeout,
-            f"{methods} fence method(s) tried in order, fence_timeout {fd(t.fence_timeout)} each",
+            total,
+            f"{methods} fence method(s) tried in order, each to its timeout "
+            f"(default fence_timeout {fd(t.fence_timeout)})",
         ),
     ]
 

@@ -14,25 +14,26 @@ from typing import TextIO
 
 from hotstandby.cli.control_cmds import call, render_record, render_status
 from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab
-from hotstandby.lab.cluster import ClusterSpec, LabCluster
+from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 from hotstandby.lab.prober import outage
 
 SERVICE_PORT = 7777
 
 
-def run(out: TextIO, arbitration: str) -> int:
+def run(out: TextIO) -> int:
     """Build the lab, start the agents, cut the active's power; 0 when the standby took over."""
     with Lab("hsdemo", nodes=("alpha", "beta")) as lab:
         cluster = LabCluster(
             lab,
-            ClusterSpec(name="demo", arbitration=arbitration,
+            ClusterSpec(name="demo", arbitration=fence_arbitration(lab),
                         links=("lan", "private", "serial", "disk")),
         )  # fmt: skip
         cluster.write()
         say = _sayer(out)
         say(f"lab {lab.lab_id}: nodes alpha and beta in their own network namespaces, a client,")
         say("heartbeats over the LAN, a private link, a serial line (pty pair) and the shared disk")
-        say(f"(a loop device); the floating IP {FLOATING_IPV4}; cluster file {cluster.config}\n")
+        say(f"(a loop device); the floating IP {FLOATING_IPV4}; a fence device that powers a")
+        say(f"lab node off (the lab's fence agent); cluster file {cluster.config}\n")
         for node in lab.node_names:
             lab.spawn(node, [sys.executable, "-m", "hotstandby.lab.prober", "serve",
                              str(SERVICE_PORT)])  # fmt: skip

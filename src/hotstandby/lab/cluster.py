@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hotstandby.cli.control_cmds import ControlError, call
+from hotstandby.lab.fence_agent import write_wrapper
 from hotstandby.lab.procs import LabProcess
 from hotstandby.lab.topology import FLOATING_IPV4, Lab
 from hotstandby.wire.keys import write_new_secret
@@ -33,6 +34,19 @@ class ClusterSpec:
     links: Sequence[str] = ("lan", "private", "serial")  # of: lan, private, serial, disk
     ip_params: dict[str, Any] = field(default_factory=dict)  # extra params of the vip
     extra: str = ""  # appended verbatim (more resources, policies)
+
+
+def fence_arbitration(lab: Lab, delay: str = "600ms") -> str:
+    """An [arbitration] body fencing through the lab's fence agent (it powers a node off).
+
+    The delay gives the active node's fence of a cut-off standby (about 0.3 s
+    here) a clear head start over the standby's fence of it.
+    """
+    wrapper = write_wrapper(lab.workdir)
+    return (
+        f'mode = "fence"\nfence_delay = "{delay}"\n'
+        f'[[arbitration.fence]]\nagent = "{wrapper}"\nlab = "{lab.lab_id}"\nplug = "{{node}}"\n'
+    )
 
 
 class LabCluster:

@@ -25,6 +25,8 @@ from hotstandby.lab._cmd import LabError, run
 
 #: BLKROSET from <linux/fs.h>: set or clear a block device's read-only flag.
 _BLKROSET = 0x125D
+#: BLKROGET: read that flag.
+_BLKROGET = 0x125E
 
 
 class SharedDisk:
@@ -90,6 +92,16 @@ def set_read_only(device: str, read_only: bool) -> None:
         fcntl.ioctl(fd, _BLKROSET, struct.pack("i", 1 if read_only else 0))
     finally:
         os.close(fd)
+
+
+def is_read_only(device: str) -> bool:
+    """Whether a block device's read-only flag is set (a cut path to the shared disk)."""
+    fd = os.open(device, os.O_RDONLY)
+    try:
+        flag = fcntl.ioctl(fd, _BLKROGET, struct.pack("i", 0))
+    finally:
+        os.close(fd)
+    return bool(struct.unpack("i", flag)[0])
 
 
 def attached_devices(backing: Path) -> list[str]:

@@ -13,6 +13,7 @@ has no such fallback and raises LabUnsupportedError.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from hotstandby.lab._cmd import LabCommandError, LabUnsupportedError, run
@@ -137,3 +138,22 @@ class FaultInjector:
         """Whether frames arriving at ifname in ns are being dropped."""
         state = self._ingress.get((ns, ifname))
         return state is not None and state.cut
+
+
+def ingress_cut(ns: str, ifname: str) -> bool:
+    """Whether every frame arriving at ifname in ns is dropped, as the kernel has it now.
+
+    Read from nftables rather than a FaultInjector, so it also sees cuts made by another
+    process (the lab's fence agent). An unreadable chain counts as not cut.
+    """
+    argv = ["nft", "-j", "list", "chain", "netdev", NFT_TABLE, f"in_{ifname}"]
+    done = run(ns_argv(ns, argv), check=False)
+    if done.returncode != 0:
+        return False
+    for item in json.loads(done.stdout or "{}").get("nftables", []):
+        exprs = item.get("rule", {}).get("expr", [])
+        # The cut rule drops unconditionally: a counter and a verdict, no match.
+        unconditional = all(set(e) <= {"counter", "drop"} for e in exprs)
+        if exprs and unconditional and any("drop" in e for e in exprs):
+            return True
+    return False

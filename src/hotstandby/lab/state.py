@@ -16,6 +16,7 @@ import shutil
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hotstandby.lab import disk, netns
 from hotstandby.lab._cmd import LabError, run
@@ -44,6 +45,9 @@ class LabRecord:
     namespaces: list[str] = field(default_factory=list)
     backing: str | None = None
     socat_pid: int | None = None
+    # Per node, what its power loss cuts (see hotstandby.lab.power.NodeWiring), so that
+    # another process, such as the lab's fence agent, can power it off and on.
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -76,16 +80,34 @@ def _load(path: Path) -> LabRecord | None:
         return None
 
 
-def _kill_socat(record: LabRecord) -> None:
+def load(lab_id: str) -> LabRecord:
+    """The record of the running lab lab_id; LabError when there is none."""
+    if not lab_id or "/" in lab_id or lab_id.startswith("."):
+        raise LabError(f"not a lab id: {lab_id!r}")
+    record = _load(STATE_DIR / f"{lab_id}.json")
+    if record is None:
+        raise LabError(f"no readable lab record {STATE_DIR / lab_id}.json")
+    return record
+
+
+def socat_pid(record: LabRecord) -> int | None:
+    """The pid of the lab's socat, None when it is not running (or the pid was reused)."""
     pid = record.socat_pid
     if pid is None:
-        return
+        return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return
+        return None
     # Only a socat whose arguments name this lab's work directory: the pid may be reused.
     if b"socat" in cmdline and record.workdir.encode() in cmdline:
+        return pid
+    return None
+
+
+def _kill_socat(record: LabRecord) -> None:
+    pid = socat_pid(record)
+    if pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -21,11 +21,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from hotstandby.lab import netns, state
+from hotstandby.lab import netns, power, state
 from hotstandby.lab._cmd import DEFAULT_TIMEOUT, LabError, run
 from hotstandby.lab.disk import SharedDisk
 from hotstandby.lab.faults import FaultInjector
-from hotstandby.lab.procs import LabProcess, ProcessTracker, await_gone, await_stopped
+from hotstandby.lab.procs import LabProcess, ProcessTracker, await_gone
 from hotstandby.lab.serial import SerialLine
 
 #: The client's name, and the owner name of the bridge side of LAN links.
@@ -207,6 +207,21 @@ class Lab:
             assert self._record is not None and self._record.backing is not None
             self.disk = SharedDisk(Path(self._record.backing), self._disk_size, self.node_names)
             self.disk.attach()
+        self._record_wiring()
+
+    def _record_wiring(self) -> None:
+        """Write what each node's power loss cuts, for processes other than this one."""
+        assert self._record is not None
+        for name in self.node_names:
+            ends = tuple((e.ns, e.ifname) for lk in self.links_of(name) for e in (lk.a, lk.b))
+            wiring = power.NodeWiring(
+                ns=self.node(name).ns,
+                ends=ends,
+                serial=self.serial is not None and name in self.serial.ends,
+                disk=self.disk.devices.get(name) if self.disk is not None else None,
+            )
+            self._record.nodes[name] = wiring.as_json()
+        self._record.save()
 
     def _add_bridge(self, name: str) -> None:
         # No STP and no multicast snooping: ports forward at once and ND multicast floods.
@@ -447,25 +462,6 @@ class Lab:
 
     # ---- whole-node faults -----------------------------------------------------------------
 
-    @staticmethod
-    def _process_tree(roots: list[int]) -> list[int]:
-        """roots (those still alive) and all their descendants, parents before children."""
-        # This kernel has no /proc/PID/task/TID/children, so build the tree from ppids.
-        children: dict[int, list[int]] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(stat.parent.name))
-        alive = {pid for kids in children.values() for pid in kids}
-        order: list[int] = []
-        queue = [pid for pid in roots if pid in alive]
-        while queue:
-            pid = queue.pop(0)
-            if pid not in order:
-                order.append(pid)
-                queue += children.get(pid, [])
-        return order
-
     def power_loss(self, node: str) -> None:
         """Freeze node's processes, cut its links, serial line and disk, then kill them all.
 
@@ -475,18 +471,8 @@ class Lab:
         tracker = self._tracker()
         self.node(node)
         roots = [p.pid for p in tracker.processes(node)]
-        frozen: list[int] = []
-        # Repeat until nothing new turns up: a process may fork between listing and freezing.
-        while True:
-            fresh = [pid for pid in self._process_tree(roots) if pid not in frozen]
-            if not fresh:
-                break
-            for pid in fresh:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGSTOP)
-                frozen.append(pid)
-        # SIGSTOP takes effect asynchronously; cut only once nothing of the node still runs.
-        await_stopped(frozen)
+        # Returns once every one of them is stopped: only then may the cuts begin.
+        frozen = power.freeze_tree(lambda: roots)
         for lk in self.links_of(node):
             self.cut(lk)
         if self.serial is not None and node in self.serial.ends:
