@@ -26,8 +26,14 @@ def notify(message: str) -> bool:
     if address.startswith("@"):
         address = "\0" + address[1:]  # abstract namespace socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        # Never wait: this runs on the event loop, and a full queue at the other
+        # end (a busy systemd) would otherwise stop heartbeats with it.
+        sock.setblocking(False)
         try:
             sock.sendto(message.encode(), address)
+        except BlockingIOError:
+            log.warning("systemd's notification queue is full; %r not sent", message)
+            return False
         except OSError as err:
             log.warning("cannot notify systemd at %s: %s", address, err)
             return False
