@@ -86,7 +86,13 @@ class FenceAdapter(Protocol):
 
 
 class ArbiterAdapter(Protocol):
-    """The witness client or the shared-disk message slots."""
+    """The witness client or the shared-disk message slots.
+
+    A node's requests must take effect in the order they were asked (one at a
+    time, or numbered and checked by the arbiter): a RELEASE overtaken by a later
+    CLAIM would free a lease its holder believes it kept. Of the answers to one
+    read of the disk slot, RENEWED comes last: it marks the read complete.
+    """
 
     async def ask(
         self, request: ArbiterRequest, epoch: int, at: float, peer: str | None

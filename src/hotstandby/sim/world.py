@@ -157,6 +157,10 @@ class World:
         self.disk = DiskSlots(names)
         # Per node: the arbiter (witness or disk) cannot be reached; extra disk delay.
         self.arbiter_cut = [0] * len(names)
+        # A node's requests reach the arbiter in the order sent (one connection, or
+        # sequence numbers the arbiter checks): a RELEASE overtaken by a later CLAIM
+        # would otherwise free a lease its holder believes it kept.
+        self.arbiter_last = [0.0] * len(names)
         self.disk_delay = [0.0] * len(names)
         self.fence_mode = "normal"  # normal | failing | slow
         self.fence_gen = 0
@@ -365,9 +369,15 @@ class World:
                 self._later(n, ARBITER_TIMEOUT, ArbiterAnswer(ArbiterOutcome.UNREACHABLE, local))
             if delay < ARBITER_TIMEOUT + 1.0 and not self.arbiter_cut[n.idx]:
                 # A slow disk still performs the write, after the shell gave up on it.
-                self.at(self.now + delay, self._arbiter_arrive, n, (n.inc, c, local, False))
+                self.at(self._in_order(n, delay), self._arbiter_arrive, n, (n.inc, c, local, False))
             return
-        self.at(self.now + delay, self._arbiter_arrive, n, (n.inc, c, local, True))
+        self.at(self._in_order(n, delay), self._arbiter_arrive, n, (n.inc, c, local, True))
+
+    def _in_order(self, n: SimNode, delay: float) -> float:
+        """When a request sent now with `delay` arrives, after every earlier one of n."""
+        arrive = max(self.now + delay, self.arbiter_last[n.idx] + 1e-6)
+        self.arbiter_last[n.idx] = arrive
+        return arrive
 
     def _arbiter_arrive(self, n: SimNode, args: tuple[int, AskArbiter, float, bool]) -> None:
         inc, c, sent, answer = args
