@@ -535,6 +535,10 @@ class Engine:
             return
         confirmed = [p for p in self.peers.values() if p.confirmed]
         if len(confirmed) == len(self.peers):
+            if any(self._stuck(p) for p in confirmed) and self._eligible():
+                # It cannot let go of what it holds and waits to be fenced.
+                self._begin_arbitration(Reason("boot.peer_stuck", "a peer waits to be fenced"))
+                return
             if any(p.holds_now() for p in confirmed):
                 return  # a peer is still probing or releasing: wait for its word
             self._elect(Reason("boot.election", "every peer is here and holds nothing"))

@@ -342,17 +342,23 @@ class World:
             act = timeout + 0.1 + 2.0 * rng.random()
         else:
             act = min(0.2 + 1.8 * rng.random(), timeout * 0.9)
-        self.at(self.now + act, self._fence_act, n, (self.fence_gen, target))
+        slow = self.fence_mode == "slow"
+        self.at(self.now + act, self._fence_act, n, (self.fence_gen, target, slow))
 
-    def _fence_act(self, n: SimNode, gen_target: tuple[int, SimNode]) -> None:
-        gen, target = gen_target
-        if gen != self.fence_gen or not n.powered:
-            return  # healed away, or the fencing machine died before the device acted
+    def _fence_act(self, n: SimNode, gen_target: tuple[int, SimNode, bool]) -> None:
+        gen, target, slow = gen_target
+        if not n.powered:
+            return  # the fencing machine died before the device acted
+        if gen != self.fence_gen:
+            # The device was reset (the world healed) mid-fence: as the shell's
+            # timeout would, report the attempt failed so the engine tries again.
+            self._later(n, 0.01, FenceDone(target.name, False, "fence device reset"))
+            return
         self.record("fenced", target.name, self.now, benign=False)
         self.power_off(
             target, REBOOT_DELAY[0] + (REBOOT_DELAY[1] - REBOOT_DELAY[0]) * self.rng.random()
         )
-        if self.fence_mode != "slow":
+        if not slow:  # a slow device acts after the shell gave up on it (answered already)
             self._later(n, 0.01, FenceDone(target.name, True, "powered off"))
 
     def _ask_arbiter(self, n: SimNode, c: AskArbiter, _local: float) -> None:
