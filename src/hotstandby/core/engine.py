@@ -633,12 +633,7 @@ class Engine:
     def _decide_taking_over(self) -> None:
         if self._yield_to_higher_epoch() or self._must_self_demote():
             return
-        if not self.group.idle():
-            return
-        failed = next((v for v in self.group.items if v.state is ResState.FAILED), None)
-        if failed is not None:
-            # A failed start may have left something half done: stop it first.
-            self._run(failed, Action.STOP, Reason("restart.stop", f"{failed.spec.name} failed"))
+        if not self.group.idle() or self._stop_failed_one():
             return
         v = self.group.next_to_start()
         if v is None:
@@ -664,16 +659,20 @@ class Engine:
                     self._run(v, Action.MONITOR, Reason("monitor.interval"))
                 else:
                     self._wake(v.next_monitor)
-        if not self.group.idle():
-            return
         # Restart in place: stop what failed, then start in order what is down.
-        failed = next((v for v in self.group.items if v.state is ResState.FAILED), None)
-        if failed is not None:
-            self._run(failed, Action.STOP, Reason("restart.stop", f"{failed.spec.name} failed"))
+        if not self.group.idle() or self._stop_failed_one():
             return
         down = self.group.next_to_start()
         if down is not None:
             self._run(down, Action.START, Reason("restart.start", f"{down.spec.name} is down"))
+
+    def _stop_failed_one(self) -> bool:
+        """Stop the first failed resource (a failed start or monitor may leave it half up)."""
+        failed = next((v for v in self.group.items if v.state is ResState.FAILED), None)
+        if failed is None:
+            return False
+        self._run(failed, Action.STOP, Reason("restart.stop", f"{failed.spec.name} failed"))
+        return True
 
     def _decide_releasing(self) -> None:
         release = self.release
