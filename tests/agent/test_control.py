@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hotstandby.agent.control import ControlServer, default_socket
+from hotstandby.agent.control import ControlServer, ControlSocketBusyError, default_socket
 from hotstandby.cli import main
 from hotstandby.core.messages import Reply, Role
 
@@ -183,6 +183,17 @@ def test_a_second_start_replaces_a_stale_socket_file(tmp_path: Path) -> None:
         assert stat.S_ISSOCK(os.stat(stale).st_mode)
         assert (await ask(str(stale), {"op": "status"}))["ok"]
         await server.close()
+
+    serve(tmp_path, body)
+
+
+def test_a_second_agent_does_not_take_a_live_socket(tmp_path: Path) -> None:
+    async def body(p: Pair, path: str) -> None:
+        second = ControlServer(p.beta.agent, path)
+        with pytest.raises(ControlSocketBusyError, match="another agent"):
+            await second.start()
+        # The first agent still answers on it.
+        assert (await ask(path, {"op": "status"}))["status"]["node"] == "alpha"
 
     serve(tmp_path, body)
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,21 @@ def default_socket(cluster: str) -> str:
     return f"/run/hotstandby/{cluster}.sock"
 
 
+class ControlSocketBusyError(RuntimeError):
+    """The control socket is in use by a running agent."""
+
+
+def _answers(path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket at `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 class ControlServer:
     """Serves the control API of one agent."""
 
@@ -44,8 +60,12 @@ class ControlServer:
     async def start(self) -> None:
         """Create the socket, readable and writable by root only."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if _answers(self.path):
+            # Another agent of this node is serving here: two agents for one node
+            # would make two engines; refuse rather than take its socket.
+            raise ControlSocketBusyError(f"{self.path}: another agent is already listening here")
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            self.path.unlink()  # left over by an agent that is gone
         old_umask = os.umask(0o177)
         try:
             self.server = await asyncio.start_unix_server(

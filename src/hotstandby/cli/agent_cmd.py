@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotstandby.agent.control import ControlServer, default_socket
+from hotstandby.agent.control import ControlServer, ControlSocketBusyError, default_socket
 from hotstandby.agent.fence import build_fence
 from hotstandby.agent.links import build_links
 from hotstandby.agent.loop import Adapters, Agent
@@ -70,7 +70,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 async def _serve(agent: Agent, socket_path: str) -> int:
     control = ControlServer(agent, socket_path)
-    await control.start()
+    try:
+        await control.start()
+    except ControlSocketBusyError as err:
+        print(f"hotstandby: {err}", file=sys.stderr)
+        return 2
     loop = asyncio.get_running_loop()
     shutdown = AdminRequest("signal.shutdown", AdminAction.SHUTDOWN)
     for sig in (signal.SIGTERM, signal.SIGINT):
