@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from hotstandby.wire.keys import SecretError, load_secret, write_new_secret
 
 log = logging.getLogger("hotstandby.agent")
 
+THREAD_STACK = 512 * 1024  # bytes per worker thread (disk I/O, state file, name lookups)
+
 
 def secret_path(cluster: Cluster, config: Path) -> Path:
     """The secret file, relative paths taken from the configuration file's folder."""
@@ -40,6 +43,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # Memory is locked below (mlockall, current and future): every thread's stack
+    # would be made resident in full, 8 MiB each by default. Ours need little.
+    threading.stack_size(THREAD_STACK)
     config = Path(args.config)
     try:
         cluster = load(config)
