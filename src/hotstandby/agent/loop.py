@@ -28,6 +28,7 @@ from hotstandby.agent.state_store import StateStore, StoredState
 from hotstandby.core.cluster import Cluster
 from hotstandby.core.engine import Engine
 from hotstandby.core.messages import (
+    Action,
     AdminAction,
     AdminRequest,
     ArbiterAnswer,
@@ -304,9 +305,9 @@ class Agent:
     async def _run_resource(self, command: RunResource) -> None:
         spec = next(r for r in self.cluster.resources if r.name == command.resource)
         timeout = {
-            "start": spec.start_timeout,
-            "stop": spec.stop_timeout,
-        }.get(command.action.value, spec.monitor_timeout)
+            Action.START: spec.start_timeout,
+            Action.STOP: spec.stop_timeout,
+        }.get(command.action, spec.monitor_timeout)
         adapter = self.adapters.resources[command.resource]
         began = self.clock()
         try:
@@ -317,7 +318,7 @@ class Agent:
         except Exception as err:  # an adapter bug must not kill the loop
             outcome, detail = Outcome.FAILED, f"{type(err).__name__}: {err}"
         took = self.clock() - began
-        if command.action.value in ("start", "stop") or outcome is not Outcome.OK:
+        if command.action in (Action.START, Action.STOP) or outcome is not Outcome.OK:
             self._record(
                 "resource",
                 f"{command.resource} {command.action.value}: "

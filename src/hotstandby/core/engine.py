@@ -103,15 +103,17 @@ class Claim:
     # disk: our clock when the newest complete read of our own slot was asked.
     read_at: float = float("-inf")
     next_try: float = 0.0
-    warned: bool = False
 
 
 @dataclass
 class Release:
-    """Why the group is being stopped and what comes after."""
+    """Why the group is being stopped, by when, and whom to tell afterwards.
+
+    Afterwards the node is a standby, or exits when it is `leaving`; a stop that
+    fails ends the release at once (role FENCED).
+    """
 
     reason: Reason
-    then: Role = Role.STANDBY  # STANDBY, or FENCED; EXIT is `leaving`
     deadline: float | None = None  # self-fence if not released by then
     ack_to: str | None = None  # disk: acknowledge this claimant afterwards
     ack_token: int = 0
@@ -145,7 +147,6 @@ class Engine:
         self.handover_to: str | None = None
         self.handover_until = 0.0
         self.release: Release | None = None
-        self.role_before_maintenance: Role | None = None
         self.claim: Claim | None = None
         self.fencing: dict[str, FenceJob] = {}
         self.lease_until = float("-inf")
@@ -896,7 +897,7 @@ class Engine:
             self._set_role(Role.STANDBY, Reason("release.complete", "planned stop"))
             self._finish_leaving(Reason("release.complete", "planned stop"))
             return
-        self._set_role(release.then, Reason("release.complete", release.reason.rule))
+        self._set_role(Role.STANDBY, Reason("release.complete", release.reason.rule))
 
     def _finish_leaving(self, reason: Reason) -> None:
         self.beat_now = True
@@ -1056,14 +1057,12 @@ class Engine:
     def _yielded(self, name: str) -> bool:
         if self.yielded_to != name:
             return False
-        if self.now >= self.yielded_until:
-            self.yielded_to = None
-            return False
-        self._wake(self.yielded_until)
-        return True
+        if self._ahead(self.yielded_until):
+            return True
+        self.yielded_to = None
+        return False
 
     def _enter_maintenance(self) -> None:
-        self.role_before_maintenance = self.role
         self.claim = None
         self._set_role(Role.MAINTENANCE, Reason("admin.maintenance", "nothing is managed"))
 
@@ -1283,13 +1282,9 @@ class Engine:
     # ------------------------------------------------------------ choosing a node
 
     def _eligible_failure_wise(self) -> bool:
-        if self.failed_until is None:
-            return True
-        if self.now >= self.failed_until:
-            self.failed_until = None
-            return True
-        self._wake(self.failed_until)
-        return False
+        if self.failed_until is not None and not self._ahead(self.failed_until):
+            self.failed_until = None  # the failure has expired
+        return self.failed_until is None
 
     def _eligible(self) -> bool:
         return not self.offline and not self.leaving and self._eligible_failure_wise()
@@ -1434,6 +1429,13 @@ class Engine:
 
     def _reply(self, event: AdminRequest, ok: bool, message: str) -> None:
         self._out.append(Reply(event.id, ok, message, Reason(f"admin.{event.action.value}")))
+
+    def _ahead(self, until: float) -> bool:
+        """Whether `until` is still to come; if so, be woken then to look again."""
+        if self.now >= until:
+            return False
+        self._wake(until)
+        return True
 
     def _wake(self, at: float) -> None:
         if self.now < at < self._next_wake:
