@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import textwrap
 from typing import Any, TextIO
 
 from hotstandby.agent.fence import FenceConfigError, parse_methods
+from hotstandby.agent.resources import KINDS, host_risks, validate
 from hotstandby.config.budget import (
     Budget,
     Risk,
@@ -22,7 +24,7 @@ from hotstandby.config.budget import (
     takeover_budget,
 )
 from hotstandby.config.durations import format_duration
-from hotstandby.config.errors import ConfigError, format_key
+from hotstandby.config.errors import ConfigError, KeyPath, format_key
 from hotstandby.config.loader import load_bytes, read_file
 from hotstandby.config.positions import line_of
 from hotstandby.core.cluster import ArbitrationMode, Cluster
@@ -42,15 +44,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument("file", help="the cluster's TOML configuration file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--node",
+        help="also check this machine's state as this node (volumes in /etc/fstab, units "
+        "enabled at boot, ...); default: the host name, when it names a node",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `hotstandby check` with parsed arguments; the exit status."""
-    return check(args.file, as_json=args.json, out=sys.stdout, err=sys.stderr)
+    return check(args.file, as_json=args.json, out=sys.stdout, err=sys.stderr, node=args.node)
 
 
-def check(path: str, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+def check(path: str, *, as_json: bool, out: TextIO, err: TextIO, node: str | None = None) -> int:
     """Check the file at `path`, reporting to `out` (and errors to `err`); the exit status."""
     try:
         data = read_file(path)
@@ -68,13 +75,55 @@ def check(path: str, *, as_json: bool, out: TextIO, err: TextIO) -> int:
     except FenceConfigError as error:
         print(f"{path}:{line_of(text, ('arbitration', 'fence'))}: {error}", file=err)
         return EXIT_BAD_FILE
-    warnings = [(line_of(text, r.key), r) for r in risks(cluster)]
+    bad = _resource_errors(path, text, cluster)
+    if bad:
+        for line in bad:
+            print(line, file=err)
+        return EXIT_BAD_FILE
+    found = list(risks(cluster)) + _resource_risks(cluster, node)
+    warnings = [(line_of(text, r.key), r) for r in found]
     report = takeover_budget(cluster)
     if as_json:
         print(json.dumps(_report_json(path, cluster, report, warnings), indent=2), file=out)
     else:
         out.write(_report_text(path, cluster, report, warnings))
     return EXIT_OK
+
+
+def _resource_key(cluster: Cluster, name: str, key: str | None) -> KeyPath:
+    index = cluster.resource_names.index(name)
+    return ("resource", index, "params", key) if key else ("resource", index)
+
+
+def _resource_errors(path: str, text: str, cluster: Cluster) -> list[str]:
+    """Each resource parameter error as `FILE:LINE: message`; unsupported kinds are risks."""
+    lines = []
+    for error in validate(cluster):
+        kind = cluster.resources[cluster.resource_names.index(error.resource)].kind
+        if kind not in KINDS:
+            continue
+        key = _resource_key(cluster, error.resource, error.key)
+        lines.append(f"{path}:{line_of(text, key)}: {error}")
+    return lines
+
+
+def _resource_risks(cluster: Cluster, node: str | None) -> list[Risk]:
+    """Kinds without an adapter yet, and what this machine's state risks as `node`."""
+    found = [
+        Risk(
+            _resource_key(cluster, r.name, None),
+            f"resource {r.name!r}: kind {r.kind.value!r} has no adapter in this version; "
+            "the agent refuses to start with it",
+        )
+        for r in cluster.resources
+        if r.kind not in KINDS
+    ]
+    here = node or socket.gethostname()
+    if here in cluster.node_names:
+        for resource, key, message in host_risks(cluster, here):
+            where = _resource_key(cluster, resource.name, key)
+            found.append(Risk(where, f"on {here}: resource {resource.name!r}: {message}"))
+    return found
 
 
 def _error_json(path: str, error: ConfigError) -> dict[str, Any]:

@@ -161,6 +161,11 @@ class Cluster:
         """Node names in configuration order."""
         return tuple(n.name for n in self.nodes)
 
+    @property
+    def resource_names(self) -> tuple[str, ...]:
+        """Resource names in start order."""
+        return tuple(r.name for r in self.resources)
+
     def rank(self, name: str) -> tuple[int, str]:
         """Sort key for choosing a node: higher priority first, then name."""
         return (-self.node(name).priority, name)

@@ -1,35 +1,96 @@
-"""Resource adapters: one per configured resource, built from the cluster description."""
+"""Resource adapters: one per configured resource, built from the cluster description.
+
+Every kind registers a `Kind` here: how to validate its parameters for a node (run by the
+agent at start and by `hotstandby check`, so bad parameters never wait for a takeover),
+how to build its adapter, and what this machine's own state risks for it (a volume in
+/etc/fstab, a managed unit enabled at boot), which `check` prints as warnings.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hotstandby.agent.ports import ResourceAdapter
 from hotstandby.agent.resources.ip import IpResource, parse_params
+from hotstandby.agent.resources.params import ParamError
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
 
-__all__ = ["IpResource", "build_resources"]
+__all__ = ["IpResource", "Kind", "ParamError", "build_resources", "host_risks", "validate"]
+
+
+def _no_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]:
+    return []
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What hotstandby knows of one resource kind."""
+
+    # The validated parameters of the resource on a node; ParamError when they are bad.
+    parse: Callable[[Resource, str], object]
+    # The adapter for the resource on a node (parameters already valid).
+    build: Callable[[Resource, str], ResourceAdapter]
+    # Risks found in this machine's own state, as (params key or None, message); run by
+    # `check` for the node it runs on. Must be quick and must change nothing.
+    host_risks: Callable[[Resource, str], list[tuple[str | None, str]]] = _no_risks
+
+
+def _parse_ip(resource: Resource, node: str) -> object:
+    return parse_params(resource.name, resource.params, node)
 
 
 def _build_ip(resource: Resource, node: str) -> ResourceAdapter:
     return IpResource(resource.name, parse_params(resource.name, resource.params, node))
 
 
-_BUILDERS: dict[ResourceKind, Callable[[Resource, str], ResourceAdapter]] = {
-    ResourceKind.IP: _build_ip,
+KINDS: dict[ResourceKind, Kind] = {
+    ResourceKind.IP: Kind(parse=_parse_ip, build=_build_ip),
 }
+
+
+def _kind(resource: Resource) -> Kind:
+    kind = KINDS.get(resource.kind)
+    if kind is None:
+        raise ParamError(resource.name, None, f"kind {resource.kind.value!r} is not supported yet")
+    return kind
+
+
+def validate(cluster: Cluster) -> list[ParamError]:
+    """Every parameter error of every resource, checked for every node (empty when all good)."""
+    errors: list[ParamError] = []
+    for resource in cluster.resources:
+        try:
+            kind = _kind(resource)
+        except ParamError as error:
+            errors.append(error)
+            continue
+        seen: set[str] = set()
+        for node in cluster.node_names:
+            try:
+                kind.parse(resource, node)
+            except ParamError as error:
+                # The same mistake on every node is one error, not one per node.
+                if str(error) not in seen:
+                    seen.add(str(error))
+                    errors.append(error)
+    return errors
+
+
+def host_risks(cluster: Cluster, node: str) -> list[tuple[Resource, str | None, str]]:
+    """What this machine's state risks for the resources when it runs as `node`."""
+    found: list[tuple[Resource, str | None, str]] = []
+    for resource in cluster.resources:
+        kind = KINDS.get(resource.kind)
+        if kind is not None:
+            found.extend(
+                (resource, key, message) for key, message in kind.host_risks(resource, node)
+            )
+    return found
 
 
 def build_resources(cluster: Cluster, node: str) -> dict[str, ResourceAdapter]:
     """Adapters for every resource of cluster as run on node; ValueError names what is wrong."""
     if node not in cluster.node_names:
         raise ValueError(f"no node {node!r} in cluster {cluster.name!r}")
-    adapters: dict[str, ResourceAdapter] = {}
-    for resource in cluster.resources:
-        build = _BUILDERS.get(resource.kind)
-        if build is None:
-            raise ValueError(
-                f"resource {resource.name!r}: kind {resource.kind.value!r} is not supported yet"
-            )
-        adapters[resource.name] = build(resource, node)
-    return adapters
+    return {r.name: _kind(r).build(r, node) for r in cluster.resources}

@@ -71,8 +71,7 @@ from hotstandby.agent.resources.announce import (
     parse_mac,
 )
 from hotstandby.agent.resources.conflict import Conflict, find_conflict
-from hotstandby.config.durations import DurationError, parse_duration
-from hotstandby.config.errors import describe
+from hotstandby.agent.resources.params import ParamError, ParamReader
 from hotstandby.core.messages import Action, Outcome
 
 log = logging.getLogger(__name__)
@@ -129,62 +128,21 @@ class IpParams:
     conflict_timeout: float = 0.3
 
 
-class _Params:
-    """Reads one resource's raw params; every error names the resource and the key."""
+class _Params(ParamReader):
+    """Reads one ip resource's raw params; every error names the resource and the key."""
 
     def __init__(self, resource: str, raw: Mapping[str, Any]) -> None:
-        self.resource = resource
-        self.raw = raw
-
-    def error(self, key: str, expected: str, found: object) -> ValueError:
-        found_text = _describe(found)
-        return ValueError(
-            f"resource {self.resource!r}: key {key!r}: expected {expected}, found {found_text}"
-        )
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.error(key, f"an integer from {low} to {high}", value)
-        return value
-
-    def seconds(self, key: str, default: float, high: float) -> float:
-        value = self.raw.get(key)
-        if value is None:
-            return default
-        expected = f'a duration above 0 and at most {high:g}s ("200ms") or a number of seconds'
-        if isinstance(value, str):
-            try:
-                seconds = parse_duration(value)
-            except DurationError:
-                raise self.error(key, expected, value) from None
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
-        else:
-            raise self.error(key, expected, value)
-        if not 0 < seconds <= high:
-            raise self.error(key, expected, value)
-        return seconds
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, "true or false", value)
-        return value
+        super().__init__(resource, "ip", raw, KEYS)
 
     def interface(self, node: str) -> str:
         value = self.raw.get("interface")
         expected = "an interface name, or a table of node name to interface name"
         if isinstance(value, Mapping):
             if node not in value:
-                raise ValueError(
-                    f"resource {self.resource!r}: key 'interface': no entry for node {node!r}"
-                )
+                raise ParamError(self.resource, "interface", f"no entry for node {node!r}")
             return self._ifname(f"interface.{node}", value[node])
         if value is None:
-            raise ValueError(
-                f"resource {self.resource!r}: key 'interface' is required ({expected})"
-            )
+            raise self.missing("interface", expected)
         if not isinstance(value, str):
             raise self.error("interface", expected, value)
         return self._ifname("interface", value)
@@ -204,16 +162,21 @@ class _Params:
     def addresses(self) -> tuple[FloatingAddress, ...]:
         has_one, has_many = "address" in self.raw, "addresses" in self.raw
         if has_one == has_many:
-            raise ValueError(
-                f"resource {self.resource!r}: give exactly one of the keys 'address' "
-                f"(one address) and 'addresses' (a list)" + (", not both" if has_one else "")
+            raise ParamError(
+                self.resource,
+                None,
+                "give exactly one of the keys 'address' (one address) and 'addresses' (a list)"
+                + (", not both" if has_one else ""),
             )
         if has_one:
             return (self._address("address", self.raw["address"], self.raw.get("prefix")),)
         if "prefix" in self.raw:
-            raise ValueError(
-                f"resource {self.resource!r}: key 'prefix' goes with 'address'; "
-                f"write each entry of 'addresses' with its prefix (\"192.0.2.10/24\")"
+            raise ParamError(
+                self.resource,
+                "prefix",
+                "goes with 'address'; write each entry of 'addresses' with its prefix "
+                '("192.0.2.10/24")',
+                goes_on=True,
             )
         items = self.raw["addresses"]
         if not isinstance(items, list | tuple) or not items:
@@ -221,7 +184,7 @@ class _Params:
         found = tuple(self._address(f"addresses[{i}]", item, None) for i, item in enumerate(items))
         seen = [a.address for a in found]
         if len(set(seen)) != len(seen):
-            raise ValueError(f"resource {self.resource!r}: key 'addresses': an address repeats")
+            raise ParamError(self.resource, "addresses", "an address repeats")
         return found
 
     def _address(self, key: str, value: object, prefix: object) -> FloatingAddress:
@@ -239,9 +202,10 @@ class _Params:
         if prefix is None:
             bits = iface.network.prefixlen if written else DEFAULT_PREFIX[address.version]
         elif written:
-            raise ValueError(
-                f"resource {self.resource!r}: the prefix is given twice, "
-                f"in key {key!r} ({value!r}) and in key 'prefix'"
+            raise ParamError(
+                self.resource,
+                "prefix",
+                f"the prefix is given twice, in key {key!r} ({value!r}) and in key 'prefix'",
             )
         else:
             limit = address.max_prefixlen
@@ -255,23 +219,8 @@ class _Params:
         return FloatingAddress(address, bits)
 
 
-def _describe(value: object) -> str:
-    """A raw value in TOML words; frozen params hold arrays as tuples and tables as mappings."""
-    if isinstance(value, tuple):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "a table"
-    return describe(value)
-
-
 def parse_params(resource: str, raw: Mapping[str, Any], node: str) -> IpParams:
-    """The validated parameters of ip resource `resource` on `node` (ValueError otherwise)."""
-    unknown = sorted(set(raw) - KEYS)
-    if unknown:
-        raise ValueError(
-            f"resource {resource!r}: unknown key {unknown[0]!r} "
-            f"(an ip resource takes {', '.join(sorted(KEYS))})"
-        )
+    """The validated parameters of ip resource `resource` on `node` (ParamError otherwise)."""
     p = _Params(resource, raw)
     return IpParams(
         addresses=p.addresses(),
