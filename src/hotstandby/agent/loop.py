@@ -371,6 +371,10 @@ class Agent:
         for answer in answers:
             self.queue.put_nowait(answer)
 
+    def resource_step(self, resource: str, message: str) -> None:
+        """A step of a resource action, as it happens (a StepReport for the adapters)."""
+        self._record("resource.step", f"{resource}: {message}", resource=resource)
+
     # ------------------------------------------------------------ history
 
     def _record(self, kind: str, message: str, rule: str = "", **data: Any) -> None:

@@ -65,6 +65,16 @@ class ActionResult:
     detail: str = ""
 
 
+# Called by a resource adapter, from the event loop (never from a worker thread), for a step
+# of an action that an operator should see as it happens: (resource name, what was done),
+# e.g. "stop: 2 processes still hold /srv/data: sent SIGTERM to 812, 815".
+StepReport = Callable[[str, str], None]
+
+
+def ignore_steps(resource: str, message: str) -> None:
+    """A StepReport that drops every step (tests, `check`)."""
+
+
 class ResourceAdapter(Protocol):
     """One resource kind's start, stop and monitor for one configured resource."""
 

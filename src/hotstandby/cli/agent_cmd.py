@@ -58,9 +58,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
             )
             return 2
         secret = load_secret(secret_path(cluster, config))
+        # The adapters are built before the agent that records their steps.
+        agents: list[Agent] = []
+
+        def report(resource: str, message: str) -> None:
+            for agent in agents:
+                agent.resource_step(resource, message)
+
         adapters = Adapters(
             links=build_links(cluster, node),
-            resources=build_resources(cluster, node),
+            resources=build_resources(cluster, node, report),
             fence=build_fence(cluster, node),
         )
     except (ConfigError, SecretError, ValueError) as err:
@@ -71,6 +78,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             log.warning("%s", problem)
     store = StateStore(Path(args.state_dir) / cluster.name)
     agent = Agent(cluster, node, secret, adapters, store)
+    agents.append(agent)
     return asyncio.run(_serve(agent, args.socket or default_socket(cluster.name)))
 
 

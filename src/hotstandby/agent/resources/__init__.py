@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hotstandby.agent.ports import ResourceAdapter
+from hotstandby.agent.ports import ResourceAdapter, StepReport, ignore_steps
 from hotstandby.agent.resources.ip import IpResource, parse_params
 from hotstandby.agent.resources.params import ParamError
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
@@ -29,8 +29,9 @@ class Kind:
 
     # The validated parameters of the resource on a node; ParamError when they are bad.
     parse: Callable[[Resource, str], object]
-    # The adapter for the resource on a node (parameters already valid).
-    build: Callable[[Resource, str], ResourceAdapter]
+    # The adapter for the resource on a node (parameters already valid); it tells the
+    # operator of the steps of a long action through the StepReport.
+    build: Callable[[Resource, str, StepReport], ResourceAdapter]
     # Risks found in this machine's own state, as (params key or None, message); run by
     # `check` for the node it runs on. Must be quick and must change nothing.
     host_risks: Callable[[Resource, str], list[tuple[str | None, str]]] = _no_risks
@@ -40,7 +41,7 @@ def _parse_ip(resource: Resource, node: str) -> object:
     return parse_params(resource.name, resource.params, node)
 
 
-def _build_ip(resource: Resource, node: str) -> ResourceAdapter:
+def _build_ip(resource: Resource, node: str, report: StepReport) -> ResourceAdapter:
     return IpResource(resource.name, parse_params(resource.name, resource.params, node))
 
 
@@ -89,8 +90,10 @@ def host_risks(cluster: Cluster, node: str) -> list[tuple[Resource, str | None, 
     return found
 
 
-def build_resources(cluster: Cluster, node: str) -> dict[str, ResourceAdapter]:
+def build_resources(
+    cluster: Cluster, node: str, report: StepReport = ignore_steps
+) -> dict[str, ResourceAdapter]:
     """Adapters for every resource of cluster as run on node; ValueError names what is wrong."""
     if node not in cluster.node_names:
         raise ValueError(f"no node {node!r} in cluster {cluster.name!r}")
-    return {r.name: _kind(r).build(r, node) for r in cluster.resources}
+    return {r.name: _kind(r).build(r, node, report) for r in cluster.resources}
