@@ -6,6 +6,8 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,17 @@ def test_keygen_writes_a_private_secret_once(
     assert main(["keygen", str(path)]) == 2
     assert str(path) in capsys.readouterr().err
     assert main(["keygen", "--force", str(path)]) == 0
+
+
+def test_the_daemon_loads_neither_the_simulator_nor_the_lab() -> None:
+    code = (
+        "import sys\n"
+        "from hotstandby.cli import build_parser\n"
+        "build_parser('agent')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('hotstandby.sim', "
+        "'hotstandby.lab', 'hotstandby.demo', 'pyroute2'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -9,16 +9,19 @@ from collections.abc import Sequence
 
 # Each module defines register(subparsers); each subcommand sets `func(args) -> int`.
 MODULES = ("agent_cmd", "check_cmd", "simulate_cmd", "demo_cmd", "control_cmds")
+# The daemon runs for months with its memory locked: it loads only its own module, not
+# the simulator, the lab and the demo that the other subcommands bring in.
+DAEMON = ("agent", "agent_cmd")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every subcommand, or only the daemon's when `command` is it."""
     parser = argparse.ArgumentParser(
         prog="hotstandby",
         description="A hot-standby failover manager: two nodes, many heartbeat links.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in MODULES:
+    for name in (DAEMON[1],) if command == DAEMON[0] else MODULES:
         module = importlib.import_module(f"hotstandby.cli.{name}")
         module.register(sub)
     return parser
@@ -26,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hotstandby` command."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(words[0] if words else None).parse_args(words)
     code: int = args.func(args)
     return code
 

@@ -62,14 +62,6 @@ def format_mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
-def parse_mac(text: str) -> bytes:
-    """The six bytes of a MAC written as aa:bb:cc:dd:ee:ff."""
-    raw = bytes.fromhex(text.replace(":", ""))
-    if len(raw) != 6:
-        raise ValueError(f"not an Ethernet MAC address: {text!r}")
-    return raw
-
-
 def arp_packet(op: int, sha: bytes, spa: IPv4Address, tha: bytes, tpa: IPv4Address) -> bytes:
     """An Ethernet/IPv4 ARP packet (without the Ethernet header)."""
     return struct.pack(ARP_FORMAT, 1, ETH_P_IP, 6, 4, op, sha, spa.packed, tha, tpa.packed)

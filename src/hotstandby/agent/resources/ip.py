@@ -44,8 +44,8 @@ floating address added first, it would be the primary, and removing it would flu
 node's own address too unless net.ipv4.conf.<if>.promote_secondaries is 1; configure the
 node's own address at boot, before the agent starts.
 
-All netlink work uses pyroute2's IPRoute in a worker thread (its calls block), opened per
-action: about 2 ms, and never shared between threads. The agent runs inside the node's
+All netlink work goes through `rtnetlink` in a worker thread (its calls block), a socket per
+call: well under a millisecond, and never shared between threads. The agent runs inside the node's
 network namespace, so the default namespace of the process is the right one.
 """
 
@@ -57,21 +57,19 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv6Address, ip_interface
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from hotstandby.agent.ports import ActionResult
+from hotstandby.agent.resources import rtnetlink
 from hotstandby.agent.resources.announce import (
     IPAddress,
     announce_once,
     announce_rounds,
-    parse_mac,
 )
 from hotstandby.agent.resources.conflict import Conflict, find_conflict
 from hotstandby.agent.resources.params import ParamError, ParamReader
+from hotstandby.agent.resources.rtnetlink import NetlinkError
 from hotstandby.core.messages import Action, Outcome
 
 log = logging.getLogger(__name__)
@@ -267,58 +265,45 @@ class LinkView:
 
 def _look(ifname: str, wanted: Sequence[IPAddress]) -> LinkView | None:
     """The interface's state and which wanted addresses it has; None when there is no such link."""
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            return None
-        index = int(found[0])
-        link = ipr.get_links(index)[0]
-        configured: dict[IPAddress, tuple[int, int]] = {}
-        for msg in ipr.get_addr(index=index):
-            # For IPv4, IFA_ADDRESS is the peer on point-to-point links; IFA_LOCAL is ours.
-            text = msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS")
-            if text is None:
-                continue
-            address = ip_address(text)
-            if address in wanted:
-                flags = msg.get("IFA_FLAGS")
-                configured[address] = (int(msg["prefixlen"]), int(flags or msg["flags"]))
-        mac = link.get("IFLA_ADDRESS")
-        return LinkView(
-            index=index,
-            mac=parse_mac(mac) if isinstance(mac, str) and mac.count(":") == 5 else b"",
-            flags=int(link["flags"]),
-            operstate=str(link.get("IFLA_OPERSTATE") or "UNKNOWN"),
-            configured=configured,
-        )
+    link = rtnetlink.get_link(ifname)
+    if link is None:
+        return None
+    configured = {
+        a.address: (a.prefix, a.flags)
+        for a in rtnetlink.get_addresses(link.index)
+        if a.address in wanted
+    }
+    return LinkView(
+        index=link.index,
+        mac=link.mac if len(link.mac) == 6 else b"",
+        flags=link.flags,
+        operstate=link.operstate,
+        configured=configured,
+    )
 
 
 def _add(index: int, entry: FloatingAddress) -> None:
     """Add one address (already there is fine: someone raced us to the same end state)."""
-    extra = {"flags": IFA_F_NODAD} if isinstance(entry.address, IPv6Address) else {}
-    with IPRoute() as ipr:
-        try:
-            ipr.addr(
-                "add", index=index, address=str(entry.address), prefixlen=entry.prefix, **extra
-            )
-        except NetlinkError as err:
-            if err.code != errno.EEXIST:
-                raise
+    flags = IFA_F_NODAD if isinstance(entry.address, IPv6Address) else 0
+    try:
+        rtnetlink.add_address(index, entry.address, entry.prefix, flags)
+    except NetlinkError as err:
+        if err.errno != errno.EEXIST:
+            raise
 
 
 def _delete(index: int, address: IPAddress, prefix: int) -> None:
     """Remove one address (already gone is fine)."""
-    with IPRoute() as ipr:
-        try:
-            ipr.addr("del", index=index, address=str(address), prefixlen=prefix)
-        except NetlinkError as err:
-            if err.code != errno.EADDRNOTAVAIL:
-                raise
+    try:
+        rtnetlink.delete_address(index, address, prefix)
+    except NetlinkError as err:
+        if err.errno != errno.EADDRNOTAVAIL:
+            raise
 
 
 def _error_text(err: BaseException) -> str:
     if isinstance(err, NetlinkError):
-        return f"netlink error {err.code}: {err.args[1] if len(err.args) > 1 else err}"
+        return f"netlink error {err.errno}: {err.strerror}"
     return f"{type(err).__name__}: {err}"
 
 
