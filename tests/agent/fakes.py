@@ -105,14 +105,20 @@ class FakeResource:
         self.journal = journal if journal is not None else []
         self.before_run: list[Callable[[Action], None]] = []
         self.label = name
+        self.released: list[bool] = []  # the `released` flag of every call, in order
+
+    def starts_released(self) -> list[bool]:
+        """The `released` flag of every start, in order."""
+        return [r for a, r in zip(self.calls, self.released, strict=True) if a is Action.START]
 
     def then(self, action: Action, *steps: Step) -> None:
         """Answer the next calls of `action` with `steps`, in order."""
         self.script.setdefault(action, []).extend(steps)
 
-    async def run(self, action: Action) -> ActionResult:
+    async def run(self, action: Action, *, released: bool = False) -> ActionResult:
         """Carry out `action` as scripted."""
         self.calls.append(action)
+        self.released.append(released)
         self.journal.append(f"{self.label} {action.value}")
         for hook in self.before_run:
             hook(action)

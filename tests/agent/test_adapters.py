@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from hotstandby.agent.loop import Adapters, Agent
+from hotstandby.agent.loop import Adapters, Agent, _Carry
 from hotstandby.agent.state_store import StateStore
 from hotstandby.core.messages import (
     ArbiterAnswer,
@@ -51,7 +51,9 @@ def lone(
 
 async def answer(agent: Agent) -> Event:
     """The next event the adapters put on the agent's queue."""
-    return await asyncio.wait_for(agent.queue.get(), 2.0)
+    item = await asyncio.wait_for(agent.queue.get(), 2.0)
+    assert not isinstance(item, _Carry)
+    return item
 
 
 def test_fencing(tmp_path: Path) -> None:
@@ -64,7 +66,7 @@ def test_fencing(tmp_path: Path) -> None:
             FenceDone("beta", False, "OSError: [Errno 113] No route"),
             FenceDone("beta", True, "fenced"),
         ]:
-            await agent._execute(FencePeer("beta", 1, WHY))
+            agent._execute(FencePeer("beta", 1, WHY))
             assert await answer(agent) == expected
         assert fence.targets == ["beta"] * 4
 
@@ -73,7 +75,7 @@ def test_fencing(tmp_path: Path) -> None:
 
 def test_fencing_without_a_method(tmp_path: Path) -> None:
     async def body(agent: Agent) -> None:
-        await agent._execute(FencePeer("beta", 1, WHY))
+        agent._execute(FencePeer("beta", 1, WHY))
         assert await answer(agent) == FenceDone("beta", False, "no fence method configured")
 
     lone(tmp_path, body)
@@ -88,17 +90,17 @@ def test_the_arbiter(tmp_path: Path) -> None:
 
     async def body(agent: Agent) -> None:
         request = AskArbiter(ArbiterRequest.RENEW, 3, WHY, peer="beta", at=1.0)
-        await agent._execute(request)
+        agent._execute(request)
         assert [await answer(agent), await answer(agent)] == two
-        await agent._execute(request)
+        agent._execute(request)
         assert await answer(agent) == ArbiterAnswer(
             ArbiterOutcome.UNREACHABLE, 1.0, detail="timeout"
         )
-        await agent._execute(request)
+        agent._execute(request)
         assert await answer(agent) == ArbiterAnswer(
             ArbiterOutcome.UNREACHABLE, 1.0, detail="RuntimeError: witness gone"
         )
-        await agent._execute(replace(request, request=ArbiterRequest.CLAIM, at=2.0))
+        agent._execute(replace(request, request=ArbiterRequest.CLAIM, at=2.0))
         assert await answer(agent) == ArbiterAnswer(ArbiterOutcome.GRANTED, 2.0, "beta")
         assert arbiter.asked == [(ArbiterRequest.RENEW, 3, "beta")] * 3 + [
             (ArbiterRequest.CLAIM, 3, "beta")
@@ -109,7 +111,7 @@ def test_the_arbiter(tmp_path: Path) -> None:
 
 def test_no_arbiter_is_unreachable(tmp_path: Path) -> None:
     async def body(agent: Agent) -> None:
-        await agent._execute(AskArbiter(ArbiterRequest.CLAIM, 1, WHY, at=5.0))
+        agent._execute(AskArbiter(ArbiterRequest.CLAIM, 1, WHY, at=5.0))
         assert await answer(agent) == ArbiterAnswer(
             ArbiterOutcome.UNREACHABLE, 5.0, detail="no arbiter configured"
         )
@@ -119,8 +121,8 @@ def test_no_arbiter_is_unreachable(tmp_path: Path) -> None:
 
 def test_replies_nobody_waits_for_and_rejections_change_nothing(tmp_path: Path) -> None:
     async def body(agent: Agent) -> None:
-        await agent._execute(Reply("nobody.asked", True, "fine", WHY))
-        await agent._execute(Rejected(Tick(), WHY))
+        agent._execute(Reply("nobody.asked", True, "fine", WHY))
+        agent._execute(Rejected(Tick(), WHY))
         assert agent.queue.empty() and not agent.history
 
     lone(tmp_path, body)

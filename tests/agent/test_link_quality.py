@@ -111,3 +111,23 @@ def test_send_times_are_pruned_oldest_first() -> None:
     last = 10 * ECHOES - 1
     q.received("net", "beta", 1, 1, echo=last, at=last + 0.002)
     assert q.round_trip("net", "beta") == pytest.approx(0.002)
+
+
+def test_a_polled_link_counts_one_overwritten_beat_as_sampling_not_loss() -> None:
+    q = LinkQuality(polled=frozenset({"disk"}))
+    # Every third read finds the slot rewritten twice since the last read: one overwritten.
+    seqs = [s for s in range(WINDOW + 1) if s % 3 != 2]
+    for seq in seqs:
+        q.received("disk", "beta", 1, seq, echo=None, at=0.0)
+        q.received("net", "beta", 1, seq, echo=None, at=0.0)
+    assert q.loss("disk", "beta") == 0.0
+    assert q.loss("net", "beta") == pytest.approx(1 / 3, abs=0.01)
+
+
+def test_a_polled_link_loses_what_is_missing_two_in_a_row() -> None:
+    q = LinkQuality(polled=frozenset({"disk"}))
+    # A stall: every fourth read comes after three writes (two beats never read).
+    seqs = [s for s in range(WINDOW + 1) if s % 4 in (0, 3)]
+    for seq in seqs:
+        q.received("disk", "beta", 1, seq, echo=None, at=0.0)
+    assert q.loss("disk", "beta") == pytest.approx(1 / 4, abs=0.02)

@@ -44,6 +44,8 @@ def test_losing_every_link_of_the_active_makes_the_standby_take_over(tmp_path: P
         await p.until(lambda: p.beta.role is Role.ACTIVE, "beta takes over")
         assert all(r.running for r in p.beta.resources.values())
         assert "takeover.heartbeat_only" in str(p.beta.agent.engine.last_takeover)
+        # Nobody said alpha let go: the starts must look for another holder.
+        assert p.beta.resources["vip"].starts_released() == [False]
         # Heartbeat-only: nothing tells alpha to let go, as `check` warns.
         assert p.alpha.role is Role.ACTIVE
 
@@ -62,6 +64,8 @@ def test_switchover_moves_the_group_in_reverse_then_in_order(tmp_path: Path) -> 
         )
         moves = [line for line in p.journal[mark:] if not line.endswith("monitor")]
         assert moves == ["alpha.web stop", "alpha.vip stop", "beta.vip start", "beta.web start"]
+        # alpha confirmed it holds nothing: beta's starts are told so.
+        assert [r.starts_released() for r in p.beta.resources.values()] == [[True], [True]]
         assert p.beta.agent.engine.epoch > epoch
         assert not p.alpha.store.load().state.active
 

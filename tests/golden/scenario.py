@@ -356,7 +356,7 @@ def render(c: Command) -> str:
         what = f"SendHeartbeat role={b.role.value} epoch={b.epoch} holds={_yn(b.holds)}"
         what += "".join(f" {f}" for f in flags) + extra
     elif isinstance(c, RunResource):
-        what = f"RunResource {c.resource} {c.action.value}"
+        what = f"RunResource {c.resource} {c.action.value}" + (" released" if c.released else "")
     elif isinstance(c, FencePeer):
         what = f"FencePeer {c.target} attempt={c.attempt}"
     elif isinstance(c, AskArbiter):

@@ -62,6 +62,10 @@ async def serve(node: str, spec: dict[str, Any]) -> None:
         if line == "wait_announced":
             await adapter.wait_announced()
             reply: dict[str, Any] = {"outcome": "ok", "detail": ""}
+        elif line == "start-released":
+            # A takeover start after the previous holder confirmed its release.
+            result = await adapter.run(Action.START, released=True)
+            reply = {"outcome": result.outcome.value, "detail": result.detail}
         else:
             result = await adapter.run(Action(line))
             reply = {"outcome": result.outcome.value, "detail": result.detail}

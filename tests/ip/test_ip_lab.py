@@ -192,6 +192,18 @@ def test_start_without_conflict_check_sends_no_probe(lab: Lab) -> None:
     print(f"\nstart without the conflict probe: {started.took * 1000:.1f} ms ({started.detail})")
 
 
+def test_a_released_start_sends_no_probe_even_when_configured(lab: Lab) -> None:
+    a = AdapterHost(lab, "a", params(FLOATING_IPV4))
+    sniffer = Sniffer(lab, CLIENT, FLOATING_IPV4)
+    started = a.run("start-released")
+    assert started.outcome == "ok"
+    assert "no conflict probe: the previous holder released it" in started.detail
+    assert lab.ping(CLIENT, FLOATING_IPV4)
+    seen = sniffer.stop()
+    assert not [r for r in seen if r["kind"] == "arp-request" and r["spa"] == "0.0.0.0"]
+    assert [r for r in seen if r["kind"] == "arp-request" and r["spa"] == FLOATING_IPV4]
+
+
 def test_link_down_fails_monitor_and_start(lab: Lab) -> None:
     a = AdapterHost(lab, "a", params(FLOATING_IPV4))
     a6 = AdapterHost(lab, "a", params(FLOATING_IPV6), name="vip6")

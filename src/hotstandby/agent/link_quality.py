@@ -5,6 +5,12 @@ the gaps on one link are what that link lost. It is counted over windows of
 `WINDOW` sequence numbers and reported for the last complete window (or the
 current one while the first fills).
 
+A polled link (the shared disk: each node overwrites its slot every interval and reads the
+others' every interval) sees one heartbeat overwritten between two reads whenever the two
+schedules drift across each other: that is sampling, not loss. On such a link one missing
+heartbeat between two received ones is counted as received; two or more in a row are lost
+(the storage, or the peer, stalled for a whole interval).
+
 The round trip is read from echoes: a heartbeat says the highest sequence number
 its sender has heard from us; the time since we sent that one is a round trip
 plus however long the peer held it before its next heartbeat (up to an interval).
@@ -33,7 +39,8 @@ class _Track:
 class LinkQuality:
     """Loss and round trip for every (link, peer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, polled: frozenset[str] = frozenset()) -> None:
+        self._polled = polled  # the names of the polled links
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._sent: dict[int, float] = {}
 
@@ -51,6 +58,8 @@ class LinkQuality:
         t = self._tracks.setdefault((link, peer), _Track())
         if boot != t.boot:
             t.boot, t.first, t.last, t.got, t.loss = boot, seq, seq, 0, None
+        elif link in self._polled and seq - t.last >= 2:
+            t.got += 1  # the one overwritten between two reads
         t.got += 1
         t.last = max(t.last, seq)
         span = t.last - t.first + 1

@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +25,7 @@ from hotstandby.agent.ports import (
     ResourceAdapter,
 )
 from hotstandby.agent.state_store import StateStore, StoredState
-from hotstandby.core.cluster import Cluster
+from hotstandby.core.cluster import Cluster, LinkKind
 from hotstandby.core.engine import Engine
 from hotstandby.core.messages import (
     Action,
@@ -104,6 +104,13 @@ class Record:
         }
 
 
+@dataclass(frozen=True)
+class _Carry:
+    """Commands of a step taken in a callback, left to the agent task to carry out in order."""
+
+    commands: Sequence[Command]
+
+
 @dataclass
 class Adapters:
     """Everything the loop drives, built from the configuration (or fakes in tests)."""
@@ -135,10 +142,12 @@ class Agent:
         self.store = store
         self.clock = clock
         self.on_self_fence = on_self_fence or _exit_now
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.queue: asyncio.Queue[Event | _Carry] = asyncio.Queue()
         self.guards = {link.name: ReplayGuard() for link in adapters.links}
         self.stats = {link.name: link.stats for link in adapters.links}
-        self.quality = LinkQuality()
+        self.quality = LinkQuality(
+            frozenset(link.name for link in cluster.links if link.kind is LinkKind.DISK)
+        )
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self.followers: list[asyncio.Queue[Record]] = []
         self.replies: dict[str, asyncio.Future[Reply]] = {}
@@ -149,6 +158,11 @@ class Agent:
         self._admin_counter = 0
         self.stored = StoredState()
         self._decoded: dict[bytes, Heartbeat] = {}
+        # A step's commands are being carried out (or wait in the queue to be):
+        # events arriving meanwhile queue behind them. True until the engine boots.
+        self._busy = True
+        self._waiting: asyncio.Timeout | None = None  # the idle agent task's timer
+        self._armed_for: float | None = None  # the engine deadline that timer is for
 
     # ------------------------------------------------------------ running
 
@@ -168,8 +182,11 @@ class Agent:
         await self._step(boot)
         try:
             while not self.stopped.is_set():
-                event = await self._next_event()
-                await self._step(event)
+                item = await self._next_event()
+                if isinstance(item, _Carry):
+                    await self._carry_out(item.commands)
+                else:
+                    await self._step(item)
         finally:
             pending = list(self.tasks)
             for task in pending:
@@ -182,7 +199,7 @@ class Agent:
             for link in self.adapters.links:
                 await link.close()
 
-    async def _next_event(self) -> Event:
+    async def _next_event(self) -> Event | _Carry:
         if not self.queue.empty():
             # Events already waiting need no timer: the deadline check below costs
             # a timer handle per event, the most frequent work of an idle agent.
@@ -190,23 +207,71 @@ class Agent:
             if deadline is None or deadline > self.clock():
                 return self.queue.get_nowait()
             return Tick()
-        deadline = self.engine.next_deadline()
-        timeout = None if deadline is None else max(0.0, deadline - self.clock())
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+        deadline = self._armed_for = self.engine.next_deadline()
+        # asyncio.timeout_at, not wait_for: on Python 3.11 wait_for swallows a
         # cancellation that arrives together with an event, and the agent's task
         # would then run on after being cancelled.
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(self._loop_time(deadline)) as self._waiting:
                 return await self.queue.get()
         except TimeoutError:
             return Tick()
+        finally:
+            self._waiting = None
+
+    def _loop_time(self, deadline: float | None) -> float | None:
+        """The event loop's time at which our clock reaches `deadline`."""
+        if deadline is None:
+            return None
+        return asyncio.get_running_loop().time() + max(0.0, deadline - self.clock())
 
     async def _step(self, event: Event) -> None:
+        await self._carry_out(self.engine.step(event, self.clock()))
+
+    async def _carry_out(self, commands: Sequence[Command]) -> None:
+        self._busy = True
+        try:
+            for command in commands:
+                if isinstance(command, Persist):
+                    await self._persist(command)
+                else:
+                    self._execute(command)
+            for hook in self.on_step:
+                hook()
+        finally:
+            self._busy = False
+
+    def _step_at_once(self, event: Event) -> bool:
+        """Step `event` from a callback, sparing it the trip through the queue and the
+        agent task (most of an idle agent's work is heartbeats); False when it must queue:
+        a step is being carried out, or earlier events wait their turn."""
+        if self._busy or not self.queue.empty():
+            return False
         commands = self.engine.step(event, self.clock())
-        for command in commands:
-            await self._execute(command)
-        for hook in self.on_step:
-            hook()
+        if self.stopped.is_set() or any(isinstance(c, Persist) for c in commands):
+            # The state file must be written before the commands after it: the agent
+            # task carries them out in order, and nothing else steps meanwhile.
+            self._busy = True
+            self.queue.put_nowait(_Carry(commands))
+            return True
+        self._busy = True  # a command must not step us again before the rest are out
+        try:
+            for command in commands:
+                self._execute(command)
+            for hook in self.on_step:
+                hook()
+        finally:
+            self._busy = False
+        if self.stopped.is_set():
+            self.queue.put_nowait(_Carry(()))  # wake the agent task to end the loop
+        elif self._waiting is not None and not self._waiting.expired():
+            # The waiting task armed its timer for the deadline before this step (an
+            # expired timer wakes it anyway, to a Tick that sees the new deadline).
+            deadline = self.engine.next_deadline()
+            if deadline != self._armed_for:
+                self._armed_for = deadline
+                self._waiting.reschedule(self._loop_time(deadline))
+        return True
 
     def submit(self, event: Event) -> None:
         """Queue an event from outside the loop's own adapters (tests, signals)."""
@@ -253,7 +318,9 @@ class Agent:
         stats.received += 1
         echo = next((seq for name, seq in beat.heard if name == self.node), None)
         self.quality.received(link, beat.sender, beat.boot, beat.seq, echo, self.clock())
-        self.queue.put_nowait(HeartbeatReceived(link, beat))
+        event = HeartbeatReceived(link, beat)
+        if not self._step_at_once(event):
+            self.queue.put_nowait(event)
 
     def _drop(self, link: str, reason: str, detail: str) -> None:
         """Count a rejected message; say so in the history the first time, and then rarely."""
@@ -273,7 +340,14 @@ class Agent:
 
     # ------------------------------------------------------------ commands
 
-    async def _execute(self, command: Command) -> None:
+    async def _persist(self, command: Persist) -> None:
+        # Awaited: the state is on disk before any later command of this step
+        # (a takeover's first start) is carried out.
+        self.stored = replace(self.stored, epoch=command.epoch, active=command.active)
+        await asyncio.to_thread(self.store.save, self.stored)
+
+    def _execute(self, command: Command) -> None:
+        """Carry out one command other than Persist (see `_persist`)."""
         if isinstance(command, SendHeartbeat):
             self.quality.sent(command.beat.seq, self.clock())
             message = self.codec.encode(command.beat)
@@ -285,11 +359,6 @@ class Agent:
             self._spawn(self._fence(command))
         elif isinstance(command, AskArbiter):
             self._spawn(self._ask_arbiter(command))
-        elif isinstance(command, Persist):
-            # Awaited: the state is on disk before any later command of this step
-            # (a takeover's first start) is carried out.
-            self.stored = replace(self.stored, epoch=command.epoch, active=command.active)
-            await asyncio.to_thread(self.store.save, self.stored)
         elif isinstance(command, RaiseAlarm):
             self._record(
                 f"alarm.{command.kind.value}",
@@ -332,7 +401,9 @@ class Agent:
         adapter = self.adapters.resources[command.resource]
         began = self.clock()
         try:
-            result = await asyncio.wait_for(adapter.run(command.action), timeout)
+            result = await asyncio.wait_for(
+                adapter.run(command.action, released=command.released), timeout
+            )
             outcome, detail = result.outcome, result.detail
         except TimeoutError:
             outcome, detail = Outcome.FAILED, f"timed out after {timeout:g}s"

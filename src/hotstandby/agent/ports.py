@@ -80,8 +80,12 @@ class ResourceAdapter(Protocol):
 
     name: str
 
-    async def run(self, action: Action) -> ActionResult:
-        """Carry out the action; the caller enforces the configured timeout."""
+    async def run(self, action: Action, *, released: bool = False) -> ActionResult:
+        """Carry out the action; the caller enforces the configured timeout.
+
+        `released` (starts only): every other node confirmed it holds nothing, so a check
+        for another live holder (the floating IP's conflict probe) may be skipped.
+        """
 
 
 class FenceAdapter(Protocol):

@@ -168,6 +168,8 @@ class Engine:
         self.applied_intents: dict[str, float] = {}
         self.warned: set[str] = set()
         self.last_takeover: Reason | None = None
+        # The current takeover was agreed by every peer, confirmed and holding nothing.
+        self.takeover_released = False
         self.now = 0.0
         self._out: list[Command] = []
         self._next_wake = INF
@@ -642,7 +644,12 @@ class Engine:
             for item in self.group.items:
                 item.next_monitor = self.now + item.spec.monitor_interval
             return
-        self._run(v, Action.START, Reason("takeover.start", f"in order: {v.spec.name}"))
+        self._run(
+            v,
+            Action.START,
+            Reason("takeover.start", f"in order: {v.spec.name}"),
+            released=self.takeover_released,
+        )
 
     def _decide_active(self) -> None:
         if self._yield_to_higher_epoch():
@@ -821,7 +828,7 @@ class Engine:
             for p in peers
         )
         if answered:
-            self._begin_takeover(claim.reason)
+            self._begin_takeover(claim.reason, released=True)
 
     def _withdraw_claim(self) -> None:
         """Take our release requests back off the disk, so none outlives its claim."""
@@ -846,7 +853,8 @@ class Engine:
             )
         self._stand_down(reason)  # releasing first whatever was found running here
 
-    def _begin_takeover(self, reason: Reason) -> None:
+    def _begin_takeover(self, reason: Reason, released: bool = False) -> None:
+        self.takeover_released = released
         self.epoch = max([self.epoch] + [p.epoch for p in self.peers.values()]) + 1
         self._withdraw_claim()
         self.forced = False
@@ -1380,13 +1388,13 @@ class Engine:
 
     # ------------------------------------------------------------ output helpers
 
-    def _run(self, v: ResView, action: Action, reason: Reason) -> None:
+    def _run(self, v: ResView, action: Action, reason: Reason, released: bool = False) -> None:
         v.pending = action
         if action is Action.START:
             v.state = ResState.STARTING
         elif action is Action.STOP and v.state is not ResState.STOP_FAILED:
             v.state = ResState.STOPPING
-        self._out.append(RunResource(v.spec.name, action, reason))
+        self._out.append(RunResource(v.spec.name, action, reason, released))
 
     def _ask(
         self,

@@ -225,6 +225,10 @@ class RunResource:
     resource: str
     action: Action
     reason: Reason
+    # A start of a takeover that every other node agreed to while confirmed and holding
+    # nothing (a switchover, a planned stop, an election): no other holder can exist, so
+    # a start may skip looking for one (the floating IP's conflict probe).
+    released: bool = False
 
 
 @dataclass(frozen=True)

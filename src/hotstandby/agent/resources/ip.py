@@ -13,7 +13,9 @@ Parameters of an `ip` resource ([resource.params] in the cluster file):
 - `announce_interval`: time between announcements: a duration ("200ms", the default) or
   a number of seconds.
 - `check_conflict`: probe for the address on the LAN before adding it, and refuse to add it
-  when another host answers; default true.
+  when another host answers; default true. Skipped on a start the core marks `released`
+  (a switchover, a planned stop: every other node confirmed it holds nothing), where it
+  would only add its wait to the handover.
 - `conflict_timeout`: how long to wait for an answer to that probe: a duration or a number
   of seconds; default "300ms".
 
@@ -322,12 +324,12 @@ class IpResource:
         self._lock = asyncio.Lock()
         self._announcer: asyncio.Task[None] | None = None
 
-    async def run(self, action: Action) -> ActionResult:
+    async def run(self, action: Action, *, released: bool = False) -> ActionResult:
         """Carry out start, stop, monitor or probe."""
         try:
             if action is Action.START:
                 async with self._lock:
-                    return await self._start()
+                    return await self._start(probe=self.params.check_conflict and not released)
             if action is Action.STOP:
                 async with self._lock:
                     return await self._stop()
@@ -345,7 +347,7 @@ class IpResource:
     async def _view(self) -> LinkView | None:
         return await asyncio.to_thread(_look, self.params.interface, self._wanted)
 
-    async def _start(self) -> ActionResult:
+    async def _start(self, probe: bool) -> ActionResult:
         began = time.monotonic()
         p = self.params
         view = await self._view()
@@ -363,7 +365,7 @@ class IpResource:
                 Outcome.FAILED, f"interface {p.interface} has no Ethernet address to announce"
             )
         probed_in = 0.0
-        if p.check_conflict:
+        if probe:
             probe_began = time.monotonic()
             conflicts = await asyncio.gather(
                 *(find_conflict(p.interface, view.mac, a.address, p.conflict_timeout)
@@ -387,8 +389,10 @@ class IpResource:
         detail = (
             f"added {', '.join(map(str, missing))} on {p.interface} in {usable_in * 1000:.0f} ms"
         )
-        if p.check_conflict:
+        if probe:
             detail += f" (conflict probe {probed_in * 1000:.0f} ms)"
+        elif p.check_conflict:
+            detail += " (no conflict probe: the previous holder released it)"
         return ActionResult(Outcome.OK, detail + await self._announce(view.mac))
 
     async def _announce(self, mac: bytes) -> str:
