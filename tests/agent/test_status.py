@@ -53,17 +53,31 @@ STATUS: dict[str, Any] = {
             "name": "vip",
             "kind": "ip",
             "state": "running",
+            "node": "alpha",
             "pending": None,
             "failures": 0,
-            "last_result": "monitor ok",
+            "last_result": "start ok added 192.0.2.10/24",
+            "last_monitor": {"ago": 1.25, "outcome": "ok", "detail": ""},
         },
         {
             "name": "db",
             "kind": "postgres",
             "state": "failed",
+            "node": "alpha",
             "pending": "stop",
             "failures": 2,
             "last_result": "start failed timed out after 20s",
+            "last_monitor": {"ago": 30.0, "outcome": "failed", "detail": "no answer on 5432"},
+        },
+        {
+            "name": "cron",
+            "kind": "service",
+            "state": "stopped",
+            "node": None,
+            "pending": None,
+            "failures": 0,
+            "last_result": "",
+            "last_monitor": None,
         },
     ],
     "last_takeover": "boot.election: every peer is here and holds nothing",
@@ -83,9 +97,12 @@ def test_render_status_columns() -> None:
         "net              120       118  bad_mac 2",
         "serial           120         0  -",
         "",
-        "resource        kind      state       failures  last",
-        "vip             ip        running            0  monitor ok",
-        "db              postgres  failed             2  start failed timed out after 20s",
+        "resource        kind     state       node      failures  last monitor / last action",
+        "vip             ip       running     alpha            0  ok 1.2s ago / start ok added "
+        "192.0.2.10/24",
+        "db              postgres failed      alpha            2  failed 30.0s ago (no answer on "
+        "5432) / start failed timed out after 20s",
+        "cron            service  stopped     -                0  never / -",
         "",
         "last takeover: boot.election: every peer is here and holds nothing",
     ]
@@ -133,10 +150,19 @@ def test_snapshot_of_a_running_pair(tmp_path: Path) -> None:
             assert 0 <= view["round_trip"] < 1.0
             stats = s["links"][name]
             assert stats["sent"] > 0 and stats["received"] > 0 and stats["dropped"] == {}
-        assert [(r["name"], r["state"], r["failures"]) for r in s["resources"]] == [
-            ("vip", "running", 0),
-            ("web", "running", 0),
+        assert [(r["name"], r["state"], r["node"], r["failures"]) for r in s["resources"]] == [
+            ("vip", "running", "alpha", 0),
+            ("web", "running", "alpha", 0),
         ]
+        await p.until(
+            lambda: all(v.last_monitor is not None for v in agent.engine.group.items),
+            "every resource monitored",
+        )
+        monitored = snapshot(agent, agent.clock())["resources"][0]["last_monitor"]
+        assert monitored["outcome"] == "ok" and 0 <= monitored["ago"] < 1.0
+        # The standby sees the group on the node that holds it.
+        seen_by_beta = snapshot(p.beta.agent, p.beta.agent.clock())["resources"]
+        assert [(r["state"], r["node"]) for r in seen_by_beta] == [("stopped", "alpha")] * 2
         engine = agent.engine
         engine.lease_until = agent.clock() + 3.0
         assert 2.0 < snapshot(agent, agent.clock())["lease_left"] <= 3.0

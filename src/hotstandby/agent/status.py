@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hotstandby.core.group import ResState
+
 if TYPE_CHECKING:
     from hotstandby.agent.loop import Agent
+
+
+# Resource states in which this node holds (or may hold) the resource.
+_HERE = frozenset(
+    {ResState.STARTING, ResState.RUNNING, ResState.STOPPING, ResState.FAILED, ResState.STOP_FAILED}
+)
 
 
 def snapshot(agent: Agent, now: float) -> dict[str, Any]:
     """Everything `hotstandby status` shows."""
     engine = agent.engine
     links = {link.name: link for link in agent.adapters.links}
+    # Where the group runs when not here: the confirmed peer that says it holds it.
+    holder = next(
+        (p.name for p in engine.peers.values() if p.confirmed and p.beat and p.beat.holds),
+        None,
+    )
     peers = []
     for peer in engine.peers.values():
         beat = peer.beat
@@ -58,9 +71,17 @@ def snapshot(agent: Agent, now: float) -> dict[str, Any]:
                 "name": v.spec.name,
                 "kind": v.spec.kind.value,
                 "state": v.state.value,
+                "node": agent.node if v.state in _HERE else holder,
                 "pending": v.pending.value if v.pending else None,
                 "failures": len(v.failures),
                 "last_result": v.last_result,
+                "last_monitor": None
+                if v.last_monitor is None
+                else {
+                    "ago": now - v.last_monitor[0],
+                    "outcome": v.last_monitor[1].value,
+                    "detail": v.last_monitor[2],
+                },
             }
             for v in engine.group.items
         ],

@@ -122,14 +122,27 @@ def render_status(s: dict[str, Any]) -> str:
     for name, v in s["links"].items():
         dropped = ", ".join(f"{k} {n}" for k, n in v["dropped"].items()) or "-"
         lines.append(f"{name:<12}{v['sent']:>8}{v['received']:>10}  {dropped}")
-    lines += ["", f"{'resource':<16}{'kind':<10}{'state':<12}{'failures':>8}  last"]
+    lines += [
+        "",
+        f"{'resource':<16}{'kind':<9}{'state':<12}{'node':<10}{'failures':>8}  "
+        "last monitor / last action",
+    ]
     for r in s["resources"]:
         lines.append(
-            f"{r['name']:<16}{r['kind']:<10}{r['state']:<12}{r['failures']:>8}  {r['last_result']}"
+            f"{r['name']:<16}{r['kind']:<9}{r['state']:<12}{r['node'] or '-':<10}"
+            f"{r['failures']:>8}  {_monitor(r['last_monitor'])} / {r['last_result'] or '-'}"
         )
     if s["last_takeover"]:
         lines += ["", f"last takeover: {s['last_takeover']}"]
     return "\n".join(lines)
+
+
+def _monitor(last: dict[str, Any] | None) -> str:
+    """The last monitor's answer in a few words."""
+    if last is None:
+        return "never"
+    text = f"{last['outcome']} {last['ago']:.1f}s ago"
+    return f"{text} ({last['detail']})" if last["detail"] and last["outcome"] != "ok" else text
 
 
 def _quality(link: dict[str, Any]) -> str:

@@ -1138,6 +1138,7 @@ class Engine:
             self._self_fence(reason)
 
     def _monitor_done(self, v: ResView, event: ResourceDone) -> None:
+        v.last_monitor = (self.now, event.outcome, event.detail)
         if v.state is not ResState.RUNNING or self.role is not Role.ACTIVE:
             return  # the answer came after the group moved on
         if event.outcome is Outcome.OK:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hotstandby.core.cluster import Resource
-from hotstandby.core.messages import Action
+from hotstandby.core.messages import Action, Outcome
 
 
 class ResState(StrEnum):
@@ -36,6 +36,8 @@ class ResView:
     next_monitor: float | None = None
     failures: list[float] = field(default_factory=list)  # local times of failures
     last_result: str = ""
+    # The last monitor's answer: (local time, outcome, detail), for status.
+    last_monitor: tuple[float, Outcome, str] | None = None
 
 
 class Group:
