@@ -879,6 +879,13 @@ class Engine:
     def _release_complete(self, release: Release) -> None:
         self.release = None
         self._out.append(Persist(self.epoch, False, Reason("release.complete")))
+        if release.reason.rule == "split_brain.lower_epoch":
+            self._alarm(
+                AlarmKind.SPLIT_BRAIN,
+                Severity.INFO,
+                f"split brain resolved: {self.name} released the group",
+                Reason("split_brain.resolved", release.reason.detail),
+            )
         if self.mode is ArbitrationMode.WITNESS and self.lease_held:
             self.lease_held = False
             self._ask(
@@ -911,6 +918,8 @@ class Engine:
 
     def _yield_to_higher_epoch(self) -> bool:
         for p in self.peers.values():
+            if p.confirmed and not p.is_active_now():
+                self._split_brain_resolved(p.name)
             if p.is_active_now() and self._outranks(p.epoch, p.name, self.epoch, self.name):
                 self._alarm(
                     AlarmKind.SPLIT_BRAIN,
@@ -929,6 +938,18 @@ class Engine:
                     AlarmKind.SPLIT_BRAIN,
                 )
         return False
+
+    def _split_brain_resolved(self, peer: str) -> None:
+        """The peer we warned of holding the group too is seen holding nothing: say so."""
+        warned = {key for key in self.warned if key.startswith(f"split.{peer}.")}
+        if warned:
+            self.warned -= warned
+            self._alarm(
+                AlarmKind.SPLIT_BRAIN,
+                Severity.INFO,
+                f"split brain resolved: {peer} released the group; {self.name} keeps it",
+                Reason("split_brain.resolved", f"{peer} no longer holds the group"),
+            )
 
     def _unconfirmed_deadline(self) -> float | None:
         """When, having lost a peer and the arbiter's lease, everything must be released by.
