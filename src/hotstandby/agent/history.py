@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 log = logging.getLogger("hotstandby.agent")
 
@@ -103,7 +103,8 @@ class EventLog:
         return True
 
     def _write_all(self) -> None:
-        f = None
+        f: BinaryIO | None = None
+        size = 0
         try:
             while True:
                 record = self._queue.get()
@@ -111,11 +112,14 @@ class EventLog:
                     return
                 try:
                     if f is None:
-                        f = self.path.open("a", encoding="utf-8")
-                    f.write(json.dumps(record, default=str) + "\n")
+                        f = self.path.open("ab")
+                        size = os.fstat(f.fileno()).st_size
+                    line = json.dumps(record, default=str).encode() + b"\n"
+                    f.write(line)
                     f.flush()
+                    size += len(line)
                     self.written += 1
-                    if f.tell() >= self.rotation.max_bytes:
+                    if size >= self.rotation.max_bytes:
                         f.close()
                         f = None
                         self._rotate()

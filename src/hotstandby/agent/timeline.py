@@ -3,7 +3,8 @@
 Built by the agent from what it sees anyway: the engine's view of every link (when the
 last heartbeat came), the role changes with their reasons, the fence and arbiter
 results, the resource starts. When the node becomes active after a takeover it records
-one history record of kind `takeover.timeline`: for each link, how long it had been
+one history record of kind `takeover.timeline` (only for a takeover from a peer declared
+dead: a boot election or a switchover has no failure to time): for each link, how long it had been
 silent when the peer was declared dead, then every stage with its offset from the last
 heartbeat heard from the lost peer on any link (the moment it most likely died), and the
 total. `hotstandby events --takeovers` prints them.
@@ -66,20 +67,20 @@ class TimelineRecorder:
         if new == "arbitrating":
             self.current = self._declared_dead(now, record)
         elif new == "taking_over":
-            if self.current is None:
-                # No peer was declared dead here (a handover, a forced start): the
-                # timeline counts from the decision.
-                self.current = _Building(start=now, peers=[], links={})
-            self.current.stages.append((f"takeover decided [{record.rule}]", now))
-            self.current.rule = record.rule
+            # Only a takeover from a peer declared dead is timed: a boot election or a
+            # switchover has no failure to measure from.
+            if self.current is not None:
+                self.current.stages.append((f"takeover decided [{record.rule}]", now))
+                self.current.rule = record.rule
         elif new == "active" and self.current is not None and old == "taking_over":
             self._finish(now, record)
         elif self.current is not None and new != "taking_over":
             self.current = None  # the takeover did not complete: nothing to time
 
-    def _declared_dead(self, now: float, record: Record) -> _Building:
-        engine = self.agent.engine
-        lost = [p for p in engine.peers.values() if not p.confirmed] or list(engine.peers.values())
+    def _declared_dead(self, now: float, record: Record) -> _Building | None:
+        lost = [p for p in self.agent.engine.peers.values() if not p.confirmed]
+        if not lost:
+            return None  # arbitrating at boot among live peers: an election, not a failure
         links: dict[str, float | None] = {}
         last: float | None = None
         for peer in lost:
@@ -112,7 +113,7 @@ class TimelineRecorder:
             "stages": [{"stage": s, "offset": at - b.start} for s, at in b.stages],
             "total": total,
         }
-        lost = ", ".join(b.peers) or "no peer"
+        lost = ", ".join(b.peers)
         self.record(
             TIMELINE,
             f"takeover from {lost} complete {total * 1000:.0f} ms after the last heartbeat",
