@@ -116,7 +116,7 @@ class ControlServer:
         if op == "events":
             wanted = _matcher(request, agent.node)
             chosen = [r for r in agent.history if wanted(r)]
-            return {"ok": True, "events": _last(chosen, _limit(request, 100))}
+            return {"ok": True, "events": _last(chosen, _limit(request, 100), agent.node)}
         if op == "admin":
             try:
                 action = AdminAction(str(request.get("action")))
@@ -153,7 +153,8 @@ class ControlServer:
         # the stream ends then rather than at the next record it cannot take.
         gone = asyncio.ensure_future(reader.read())
         try:
-            for line in _last([r for r in self.agent.history if wanted(r)], limit):
+            node = self.agent.node
+            for line in _last([r for r in self.agent.history if wanted(r)], limit, node):
                 writer.write(json.dumps(line).encode() + b"\n")
             await writer.drain()
             while True:
@@ -164,7 +165,8 @@ class ControlServer:
                     return
                 if not wanted(get.result()):
                     continue
-                writer.write(json.dumps(get.result().as_json()).encode() + b"\n")
+                line = {"node": node, **get.result().as_json()}
+                writer.write(json.dumps(line).encode() + b"\n")
                 await writer.drain()
         except ConnectionError:
             pass  # the client left
@@ -203,7 +205,9 @@ def _matcher(request: dict[str, Any], node: str) -> Callable[[Record], bool]:
     return wanted
 
 
-def _last(history: Iterable[Record], limit: int) -> list[dict[str, Any]]:
-    """The newest `limit` records as JSON data, oldest first (none for 0)."""
+def _last(history: Iterable[Record], limit: int, node: str) -> list[dict[str, Any]]:
+    """The newest `limit` records as JSON data, oldest first (none for 0), with their node."""
     records = list(history)
-    return [r.as_json() for r in records[len(records) - limit :]] if limit else []
+    # max(): with fewer records than the limit, a negative start would cut from the end.
+    chosen = records[max(0, len(records) - limit) :] if limit else []
+    return [{"node": node, **r.as_json()} for r in chosen]
