@@ -148,3 +148,33 @@ def test_since_takes_a_duration_back_or_a_time() -> None:
         assert "--since" in str(err)
     else:
         raise AssertionError("a bad --since was taken")
+
+
+def test_a_self_fence_record_is_on_disk_before_the_process_ends(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        close = attach(p.alpha.agent, tmp_path / "alpha", [])
+        p.start()
+        await p.settled()
+        p.alpha.agent._record("self_fence", "stopping at once", "release.too_slow")
+        # No await in between: the record was written before _record returned.
+        text = (tmp_path / "alpha" / "events.jsonl").read_text()
+        assert text.splitlines()[-1].startswith('{"node": "alpha"')
+        assert '"kind": "self_fence"' in text.splitlines()[-1]
+        await close()
+
+    drive(tmp_path / "state", body, start=False)
+
+
+def test_status_says_when_a_peer_runs_another_configuration(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        await p.settled()
+        agent = p.alpha.agent
+        snap = snapshot(agent, agent.clock())
+        assert snap["peers"][0]["config_differs"] is False
+        assert "CONFIGURATION DIFFERS" not in render_status(snap)
+        agent.engine.peers["beta"].digest_warned = True  # as on a heartbeat with another digest
+        snap = snapshot(agent, agent.clock())
+        assert snap["peers"][0]["config_differs"] is True
+        assert "CONFIGURATION DIFFERS" in render_status(snap)
+
+    drive(tmp_path / "state", body)

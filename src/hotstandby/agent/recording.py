@@ -69,6 +69,10 @@ def attach(
 
     def persist(record: Record) -> None:
         events.append({"node": node, **record.as_json()})
+        if record.kind == "self_fence":
+            # The process ends at once after this record (os._exit): give the writer a
+            # moment to put the reason on disk, where the operator will look for it.
+            events.wait_idle(0.5)
 
     dispatcher: Dispatcher = build_dispatcher(channels, agent.cluster.name, node, agent._record)
 
