@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from hotstandby.core.messages import AlarmKind, Severity
 
 SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+T = TypeVar("T")
+
+# The channels' blocking work (HTTP, SMTP, a syslog send) runs in threads of its own: a
+# hung server whose attempts time out and are retried must never take the threads the
+# agent needs for its state file, as it could in asyncio's default executor.
+_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alarm")
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run a channel's blocking call in the alarm threads."""
+    return await asyncio.get_running_loop().run_in_executor(_THREADS, fn, *args)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 from dataclasses import dataclass
 
 from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError
@@ -66,10 +68,11 @@ class CommandChannel:
         try:
             _, err_out = await proc.communicate(json.dumps(alarm.as_json()).encode() + b"\n")
         finally:
-            # Cancelled by the dispatcher's timeout: the program must not outlive it.
+            # Cancelled by the dispatcher's timeout: neither the program nor anything it
+            # started (its own session and process group) may outlive it.
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
         if proc.returncode != 0:
             tail = err_out.decode(errors="replace").strip().splitlines()[-1:] if err_out else []

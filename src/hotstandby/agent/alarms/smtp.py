@@ -11,7 +11,6 @@ subject is the node, severity, kind and message; its body the same in words, the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import smtplib
 import socket
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError
+from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError, in_thread
 from hotstandby.agent.resources.params import ParamReader
 
 KEYS = frozenset(
@@ -104,7 +103,7 @@ class EmailChannel:
 
     async def deliver(self, alarm: Alarm) -> None:
         """Send the message; DeliveryError when the server does not take it."""
-        await asyncio.to_thread(self._send, self.message(alarm))
+        await in_thread(self._send, self.message(alarm))
 
     def _send(self, msg: EmailMessage) -> None:
         p = self.params

@@ -10,13 +10,12 @@ kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, lo
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import os
 import socket
 from dataclasses import dataclass
 
-from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError
+from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError, in_thread
 from hotstandby.agent.resources.params import ParamReader
 from hotstandby.core.messages import Severity
 
@@ -89,7 +88,7 @@ class SyslogChannel:
         """Send the datagram; DeliveryError when the socket refuses it."""
         p = self.params
         data = format_5424(alarm, p.facility, p.tag, self.host, os.getpid())
-        await asyncio.to_thread(self._send, data)
+        await in_thread(self._send, data)
 
     def _send(self, data: bytes) -> None:
         p = self.params

@@ -8,14 +8,13 @@ anything else (another status, a refused connection, a timeout) a failure to ret
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError
+from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError, in_thread
 from hotstandby.agent.resources.params import ParamReader
 
 KEYS = frozenset({"url", "headers"})
@@ -48,7 +47,7 @@ class WebhookChannel:
     async def deliver(self, alarm: Alarm) -> None:
         """POST the alarm; DeliveryError unless the answer is 2xx."""
         body = json.dumps(alarm.as_json()).encode()
-        await asyncio.to_thread(self._post, body)
+        await in_thread(self._post, body)
 
     def _post(self, body: bytes) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": "hotstandby"}
