@@ -1,7 +1,7 @@
 """Real receivers for the alarm channels, started by the tests: an HTTP server, an SMTP
 server (aiosmtpd), a Unix datagram socket. Also run as a program inside a lab namespace:
-`python -m tests.alarms.receivers DIR ADDRESS` serves HTTP on ADDRESS:8080 and SMTP on
-ADDRESS:8025 and writes what arrives into DIR as files."""
+`python tests/alarms/receivers.py DIR ADDRESS` serves HTTP on ADDRESS:8080 and SMTP on
+ADDRESS:8025 and writes what arrives into DIR (http.json, smtp.json)."""
 
 from __future__ import annotations
 
