@@ -228,6 +228,13 @@ def test_the_history_survives_a_restart_and_rotates(lab: Lab) -> None:
     proc = cluster.agents[standby]
     lab.kill(proc, sig=signal.SIGTERM)
     proc.wait(15)
+    # Restart only once the active has seen it leave: a peer back within the dead time,
+    # starting and so perhaps holding, is fenced (a safe, separate race of the core).
+    cluster.wait_for(
+        "the active to see the standby gone",
+        lambda: (s := cluster.status(active)) is not None and not s["peers"][0]["confirmed"],
+        10,
+    )
     restarted = time.time()
     cluster.start(standby, *history)
     cluster.wait_for(

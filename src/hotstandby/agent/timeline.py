@@ -50,9 +50,11 @@ class TimelineRecorder:
             self._role(old, new, record)
         elif self.current is None:
             return
-        elif kind in ("alarm.fence", "alarm.fence_failed"):
-            result = "fence confirmed" if kind == "alarm.fence" else "fence failed"
-            self._stage(result, record)
+        elif kind == "alarm.fence":
+            confirmed = record.rule == "fence.confirmed"
+            self._stage("fence confirmed" if confirmed else "fence started", record)
+        elif kind == "alarm.fence_failed":
+            self._stage("fence failed", record)
         elif kind == "alarm.arbiter":
             self._stage(f"arbiter: {record.message}", record)
         elif kind == "resource" and ": " in record.message:

@@ -1217,13 +1217,11 @@ class Engine:
                 continue
             job.pending = True
             job.attempt += 1
-            self._out.append(
-                FencePeer(
-                    name,
-                    job.attempt,
-                    Reason("fence.peer_lost", f"{name} is lost; attempt {job.attempt}"),
-                )
-            )
+            reason = Reason("fence.peer_lost", f"{name} is lost; attempt {job.attempt}")
+            if job.attempt == 1:
+                # Retries are announced by the failure before them ("...; retrying").
+                self._alarm(AlarmKind.FENCE, Severity.WARNING, f"fencing {name}", reason)
+            self._out.append(FencePeer(name, job.attempt, reason))
 
     def _ensure_fence_job(self, peer: PeerView, not_before: float) -> None:
         if peer.name not in self.fencing:
