@@ -255,3 +255,57 @@ def test_arbiter_answers_follow_the_engine_s_clock() -> None:
     assert e.lease_until == pytest.approx(last + timing.lease_validity(w.cluster))
     assert w.witness.expiry > e.lease_until
     assert ArbiterOutcome.RENEWED in ArbiterOutcome
+
+
+def test_a_resolved_split_brain_is_announced_by_the_node_that_released() -> None:
+    w = started_pair(make_cluster(ArbitrationMode.NONE))
+    cut_all(w)
+    w.run_for(3)
+    w.net.heal_all()
+    w.run_for(3)
+    detected = first_at(w, "alpha", "split_brain.lower_epoch", RaiseAlarm)
+    resolved = first_at(w, "alpha", "split_brain.resolved", RaiseAlarm)
+    assert detected is not None and resolved is not None and resolved >= detected
+    alarms = [c for _, c in of(w, "alpha", RaiseAlarm) if c.reason.rule == "split_brain.resolved"]
+    assert len(alarms) == 1
+    assert alarms[0].kind is AlarmKind.SPLIT_BRAIN and "alpha released" in alarms[0].message
+
+
+def test_the_keeper_announces_a_split_brain_resolved_only_after_warning_of_it() -> None:
+    w = started_pair(make_cluster(ArbitrationMode.NONE))
+    alpha = w.engine("alpha")
+    # A split brain the keeper (alpha, active) warned of, then the peer seen holding
+    # nothing: one "resolved" alarm, and the warning may be raised again later.
+    alpha.warned.add("split.beta.1")
+    w.run_for(1)
+    resolved = [c for _, c in of(w, "alpha", RaiseAlarm) if c.reason.rule == "split_brain.resolved"]
+    assert [c.kind for c in resolved] == [AlarmKind.SPLIT_BRAIN]
+    assert "beta released the group; alpha keeps it" in resolved[0].message
+    assert not any(key.startswith("split.beta.") for key in alpha.warned)
+    w.run_for(1)
+    again = [c for _, c in of(w, "alpha", RaiseAlarm) if c.reason.rule == "split_brain.resolved"]
+    assert len(again) == 1
+
+
+def test_no_split_brain_resolved_without_a_split_brain() -> None:
+    w = started_pair(make_cluster(ArbitrationMode.FENCE))
+    w.power_off("alpha")
+    w.run_for(15)
+    for node in ("alpha", "beta"):
+        assert first_at(w, node, "split_brain.resolved", RaiseAlarm) is None
+
+
+def test_a_fence_is_announced_once_then_each_result_is_an_alarm() -> None:
+    w = started_pair(make_cluster(ArbitrationMode.FENCE))
+    w.fence_results = [False, True]
+    w.power_off("alpha")
+    w.run_for(15)
+    alarms = [(t, c) for t, c in of(w, "beta", RaiseAlarm) if "fence" in c.kind.value]
+    assert [(c.kind, c.reason.rule) for _, c in alarms] == [
+        (AlarmKind.FENCE, "fence.peer_lost"),
+        (AlarmKind.FENCE_FAILED, "fence.failed"),
+        (AlarmKind.FENCE, "fence.confirmed"),
+    ]
+    assert alarms[0][1].message == "fencing alpha"
+    first_fence = of(w, "beta", FencePeer)[0][0]
+    assert alarms[0][0] == first_fence  # announced as it is asked for

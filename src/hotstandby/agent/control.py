@@ -1,7 +1,8 @@
 """The control API: JSON lines on a Unix socket only root may open (mode 0600).
 
 Requests: {"op": "status"}, {"op": "why"}, {"op": "events", "follow": bool,
-"limit": n}, {"op": "admin", "action": "<AdminAction>", "target": node|null}.
+"limit": n, "since": wall-clock seconds, "kind": prefix, "node": name} (the filters
+optional), {"op": "admin", "action": "<AdminAction>", "target": node|null}.
 Every answer is one JSON object with "ok"; `events` with follow streams one
 object per line until the client goes away.
 """
@@ -13,7 +14,7 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,7 @@ class ControlServer:
                 raise ValueError("a request is a JSON object")
             if request.get("op") == "events" and request.get("follow"):
                 limit = _limit(request, 20)
-                await self._follow(limit, reader, writer)
+                await self._follow(limit, _matcher(request, self.agent.node), reader, writer)
                 return
             answer = await self._answer(request)
         except (ValueError, TimeoutError, asyncio.LimitOverrunError) as err:
@@ -113,7 +114,9 @@ class ControlServer:
         if op == "why":
             return {"ok": True, "role": agent.engine.role.value, "reasons": reasons(agent)}
         if op == "events":
-            return {"ok": True, "events": _last(agent.history, _limit(request, 100))}
+            wanted = _matcher(request, agent.node)
+            chosen = [r for r in agent.history if wanted(r)]
+            return {"ok": True, "events": _last(chosen, _limit(request, 100), agent.node)}
         if op == "admin":
             try:
                 action = AdminAction(str(request.get("action")))
@@ -135,7 +138,11 @@ class ControlServer:
         return {"ok": False, "error": f"unknown op {op!r}"}
 
     async def _follow(
-        self, limit: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        limit: int,
+        wanted: Callable[[Record], bool],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -146,7 +153,8 @@ class ControlServer:
         # the stream ends then rather than at the next record it cannot take.
         gone = asyncio.ensure_future(reader.read())
         try:
-            for line in _last(self.agent.history, limit):
+            node = self.agent.node
+            for line in _last([r for r in self.agent.history if wanted(r)], limit, node):
                 writer.write(json.dumps(line).encode() + b"\n")
             await writer.drain()
             while True:
@@ -155,7 +163,10 @@ class ControlServer:
                 if not get.done():
                     get.cancel()
                     return
-                writer.write(json.dumps(get.result().as_json()).encode() + b"\n")
+                if not wanted(get.result()):
+                    continue
+                line = {"node": node, **get.result().as_json()}
+                writer.write(json.dumps(line).encode() + b"\n")
                 await writer.drain()
         except ConnectionError:
             pass  # the client left
@@ -174,7 +185,29 @@ def _limit(request: dict[str, Any], default: int) -> int:
     return limit
 
 
-def _last(history: Iterable[Record], limit: int) -> list[dict[str, Any]]:
-    """The newest `limit` records as JSON data, oldest first (none for 0)."""
+def _matcher(request: dict[str, Any], node: str) -> Callable[[Record], bool]:
+    """The request's filters: since (wall clock), kind (a prefix), node; ValueError if bad."""
+    since, kind, who = request.get("since"), request.get("kind"), request.get("node")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)):
+        raise ValueError(f"since must be a time in seconds since the epoch, not {since!r}")
+    if kind is not None and not isinstance(kind, str):
+        raise ValueError(f"kind must be a string, not {kind!r}")
+    if who is not None and not isinstance(who, str):
+        raise ValueError(f"node must be a node name, not {who!r}")
+
+    def wanted(r: Record) -> bool:
+        return (
+            (since is None or r.at >= since)
+            and (kind is None or r.kind.startswith(kind))
+            and (who is None or r.data.get("node", node) == who)
+        )
+
+    return wanted
+
+
+def _last(history: Iterable[Record], limit: int, node: str) -> list[dict[str, Any]]:
+    """The newest `limit` records as JSON data, oldest first (none for 0), with their node."""
     records = list(history)
-    return [r.as_json() for r in records[len(records) - limit :]] if limit else []
+    # max(): with fewer records than the limit, a negative start would cut from the end.
+    chosen = records[max(0, len(records) - limit) :] if limit else []
+    return [{"node": node, **r.as_json()} for r in chosen]

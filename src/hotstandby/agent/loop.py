@@ -150,6 +150,11 @@ class Agent:
         )
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self.followers: list[asyncio.Queue[Record]] = []
+        # Called with every new record, in the loop, and must return at once: the
+        # history file, the alarm dispatcher, the takeover timelines.
+        self.observers: list[Callable[[Record], None]] = []
+        # More sections of the `status` snapshot, by name (e.g. the alarm channels).
+        self.status_sections: dict[str, Callable[[], Any]] = {}
         self.replies: dict[str, asyncio.Future[Reply]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = asyncio.Event()
@@ -365,6 +370,8 @@ class Agent:
                 command.message,
                 command.reason.rule,
                 severity=command.severity.value,
+                detail=command.reason.detail,
+                epoch=self.engine.epoch,
             )
         elif isinstance(command, RoleChanged):
             self._record(
@@ -479,6 +486,8 @@ class Agent:
         log.log(level, "%s: %s [%s]", kind, message, rule)
         for follower in self.followers:
             follower.put_nowait(record)
+        for observe in self.observers:
+            observe(record)
 
 
 def _exit_now(why: str) -> None:

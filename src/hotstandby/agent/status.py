@@ -36,6 +36,8 @@ def snapshot(agent: Agent, now: float) -> dict[str, Any]:
                 "epoch": beat.epoch if beat else None,
                 "holds": beat.holds if beat else None,
                 "offline": beat.offline if beat else None,
+                # It runs a configuration whose digest differs from ours (an alarm too).
+                "config_differs": peer.digest_warned,
                 "last_heard_ago": None if peer.last_heard is None else now - peer.last_heard,
                 "links": {
                     name: {
@@ -86,6 +88,7 @@ def snapshot(agent: Agent, now: float) -> dict[str, Any]:
             for v in engine.group.items
         ],
         "last_takeover": str(engine.last_takeover) if engine.last_takeover else None,
+        **{name: section() for name, section in agent.status_sections.items()},
     }
 
 

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotstandby.agent.alarms import AlarmConfigError, ChannelSpec, parse_channels
 from hotstandby.agent.control import ControlServer, ControlSocketBusyError, default_socket
 from hotstandby.agent.fence import build_fence
+from hotstandby.agent.history import Rotation
 from hotstandby.agent.links import build_links
 from hotstandby.agent.loop import Adapters, Agent
+from hotstandby.agent.recording import attach
 from hotstandby.agent.resources import build_resources
 from hotstandby.agent.state_store import StateStore
 from hotstandby.agent.system import go_realtime, lock_memory, notify, watchdog_interval
@@ -71,6 +74,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
             resources=build_resources(cluster, node, report),
             fence=build_fence(cluster, node),
         )
+        channels = parse_channels(cluster)
+    except AlarmConfigError as err:
+        print(f"hotstandby: {config}: {err}", file=sys.stderr)
+        return 2
     except (ConfigError, SecretError, ValueError) as err:
         print(f"hotstandby: {err}", file=sys.stderr)
         return 2
@@ -80,20 +87,27 @@ def cmd_agent(args: argparse.Namespace) -> int:
     store = StateStore(Path(args.state_dir) / cluster.name)
     agent = Agent(cluster, node, secret, adapters, store)
     agents.append(agent)
+    rotation = Rotation(max(1, args.history_max_kib) * 1024, max(0, args.history_keep))
+    recording = (store.directory, channels, rotation)
     # Everything built so far (modules, configuration, adapters) lives as long as the
     # agent: keep it out of the collector's way, so a collection looks only at new objects.
     gc.collect()
     gc.freeze()
-    return asyncio.run(_serve(agent, args.socket or default_socket(cluster.name)))
+    return asyncio.run(_serve(agent, args.socket or default_socket(cluster.name), recording))
 
 
-async def _serve(agent: Agent, socket_path: str) -> int:
+async def _serve(
+    agent: Agent,
+    socket_path: str,
+    recording: tuple[Path, list[ChannelSpec], Rotation] | None = None,
+) -> int:
     control = ControlServer(agent, socket_path)
     try:
         await control.start()
     except ControlSocketBusyError as err:
         print(f"hotstandby: {err}", file=sys.stderr)
         return 2
+    close_recording = attach(agent, *recording) if recording is not None else None
     loop = asyncio.get_running_loop()
     shutdown = AdminRequest("signal.shutdown", AdminAction.SHUTDOWN)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -103,6 +117,8 @@ async def _serve(agent: Agent, socket_path: str) -> int:
         await agent.run()
     finally:
         await control.close()
+        if close_recording is not None:
+            await close_recording()
         notify("STOPPING=1")
     return 0
 
@@ -155,6 +171,15 @@ def register(sub: Any) -> None:
     p.add_argument("--socket", help="the control socket (default: /run/hotstandby/NAME.sock)")
     p.add_argument("--state-dir", default="/var/lib/hotstandby")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    p.add_argument(
+        "--history-max-kib",
+        type=int,
+        default=10 * 1024,
+        help="rotate the event history file beyond this size, in KiB (default 10240)",
+    )
+    p.add_argument(
+        "--history-keep", type=int, default=5, help="rotated history files kept (default 5)"
+    )
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("keygen", help="write a new shared secret file")

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from typing import Any, TextIO
 
+from hotstandby.agent.alarms import validate as validate_alarms
 from hotstandby.agent.fence import FenceConfigError, parse_methods
 from hotstandby.agent.resources import KINDS, host_risks, validate
 from hotstandby.config.budget import (
@@ -75,7 +76,7 @@ def check(path: str, *, as_json: bool, out: TextIO, err: TextIO, node: str | Non
     except FenceConfigError as error:
         print(f"{path}:{line_of(text, ('arbitration', 'fence'))}: {error}", file=err)
         return EXIT_BAD_FILE
-    bad = _resource_errors(path, text, cluster)
+    bad = _resource_errors(path, text, cluster) + _alarm_errors(path, text, cluster)
     if bad:
         for line in bad:
             print(line, file=err)
@@ -103,6 +104,15 @@ def _resource_errors(path: str, text: str, cluster: Cluster) -> list[str]:
         if kind not in KINDS:
             continue
         key = _resource_key(cluster, error.resource, error.key)
+        lines.append(f"{path}:{line_of(text, key)}: {error}")
+    return lines
+
+
+def _alarm_errors(path: str, text: str, cluster: Cluster) -> list[str]:
+    """Each [[alarm]] table's error as `FILE:LINE: message`."""
+    lines = []
+    for error in validate_alarms(cluster):
+        key: KeyPath = ("alarm", error.index, error.key) if error.key else ("alarm", error.index)
         lines.append(f"{path}:{line_of(text, key)}: {error}")
     return lines
 

@@ -6,6 +6,7 @@ They hold no logic: each sends one request and prints the answer.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import socket
 import sys
@@ -13,7 +14,10 @@ import time
 from typing import Any
 
 from hotstandby.agent.control import default_socket
+from hotstandby.agent.timeline import TIMELINE
+from hotstandby.agent.timeline import render as render_timeline
 from hotstandby.config import ConfigError, load
+from hotstandby.config.durations import DurationError, parse_duration
 
 TIMEOUT = 12.0  # an admin request waits for the engine's reply (10 s at most)
 
@@ -118,6 +122,8 @@ def render_status(s: dict[str, Any]) -> str:
         if not p["confirmed"]:
             role += " (lost)"
         lines.append(f"{p['name']:<12}{role:<13}{p['epoch'] or 0:>6}  {seen:>8}  {links}")
+        if p.get("config_differs"):
+            lines.append(f"{'':<12}CONFIGURATION DIFFERS from this node's (see `hotstandby check`)")
     lines += ["", f"{'link':<12}{'sent':>8}{'received':>10}  dropped"]
     for name, v in s["links"].items():
         dropped = ", ".join(f"{k} {n}" for k, n in v["dropped"].items()) or "-"
@@ -134,6 +140,19 @@ def render_status(s: dict[str, Any]) -> str:
         )
     if s["last_takeover"]:
         lines += ["", f"last takeover: {s['last_takeover']}"]
+    if s.get("alarms"):
+        lines += [
+            "",
+            f"{'alarm channel':<16}{'kind':<10}{'sent':>6}{'failed':>8}{'pending':>9}  last error",
+        ]
+        for name, c in s["alarms"].items():
+            error = c["last_error"] or "-"
+            if c.get("dropped"):
+                error += f" ({c['dropped']} dropped: queue full)"
+            lines.append(
+                f"{name:<16}{c['kind']:<10}{c['delivered']:>6}{c['failed']:>8}{c['pending']:>9}  "
+                f"{error}"
+            )
     return "\n".join(lines)
 
 
@@ -164,15 +183,45 @@ def _admin(args: argparse.Namespace, action: str, target: str | None) -> int:
     return 0 if answer["ok"] else 1
 
 
+def parse_since(text: str, now: float) -> float:
+    """`--since`: a duration back from now ("10m", "2h") or a local date and time (ISO 8601)."""
+    try:
+        return now - parse_duration(text)
+    except DurationError:
+        pass
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(
+            f"--since: expected a duration (10m) or a date and time (2026-05-01T13:00), "
+            f"found {text!r}"
+        ) from None
+
+
 def cmd_events(args: argparse.Namespace) -> int:
-    """Print the event history, or follow it."""
-    request = {"op": "events", "follow": args.follow, "limit": args.limit}
+    """Print the event history, or follow it (filtered by time, kind and node)."""
+    request: dict[str, Any] = {"op": "events", "follow": args.follow, "limit": args.limit}
+    if args.since is not None:
+        try:
+            request["since"] = parse_since(args.since, time.time())
+        except ValueError as err:
+            print(f"hotstandby: {err}", file=sys.stderr)
+            return 2
+    if args.takeovers:
+        request["kind"] = TIMELINE
+    elif args.kind is not None:
+        request["kind"] = args.kind
+    if args.node is not None:
+        request["node"] = args.node
+    show = render_timeline if args.takeovers else render_record
     if not args.follow:
         answer = _run(args, request)
         if isinstance(answer, int):
             return answer
         for record in answer["events"]:
-            print(json.dumps(record) if args.json else render_record(record))
+            print(json.dumps(record) if args.json else show(record))
+        if args.takeovers and not answer["events"] and not args.json:
+            print("no takeover recorded")
         return 0
     try:
         path = socket_path(args)
@@ -185,7 +234,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             sock.sendall(json.dumps(request).encode() + b"\n")
             for line in sock.makefile("r"):
                 record = json.loads(line)
-                print(json.dumps(record) if args.json else render_record(record), flush=True)
+                print(json.dumps(record) if args.json else show(record), flush=True)
     except ControlError as err:
         print(f"hotstandby: {err}", file=sys.stderr)
         return 3
@@ -257,6 +306,12 @@ def register(sub: Any) -> None:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--limit", type=int, default=100, help="how many past events")
+    p.add_argument("--since", help="only events since: a duration back (10m) or a time (ISO)")
+    p.add_argument("--kind", help="only events whose kind starts with this (alarm, role, ...)")
+    p.add_argument("--node", help="only events recorded by this node")
+    p.add_argument(
+        "--takeovers", action="store_true", help="the timelines of past takeovers, readably"
+    )
     p.set_defaults(func=cmd_events)
 
     p = client("why", "the reasons behind the current state")

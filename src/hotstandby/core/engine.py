@@ -887,6 +887,13 @@ class Engine:
     def _release_complete(self, release: Release) -> None:
         self.release = None
         self._out.append(Persist(self.epoch, False, Reason("release.complete")))
+        if release.reason.rule == "split_brain.lower_epoch":
+            self._alarm(
+                AlarmKind.SPLIT_BRAIN,
+                Severity.INFO,
+                f"split brain resolved: {self.name} released the group",
+                Reason("split_brain.resolved", release.reason.detail),
+            )
         if self.mode is ArbitrationMode.WITNESS and self.lease_held:
             self.lease_held = False
             self._ask(
@@ -919,6 +926,8 @@ class Engine:
 
     def _yield_to_higher_epoch(self) -> bool:
         for p in self.peers.values():
+            if p.confirmed and not p.is_active_now():
+                self._split_brain_resolved(p.name)
             if p.is_active_now() and self._outranks(p.epoch, p.name, self.epoch, self.name):
                 self._alarm(
                     AlarmKind.SPLIT_BRAIN,
@@ -937,6 +946,18 @@ class Engine:
                     AlarmKind.SPLIT_BRAIN,
                 )
         return False
+
+    def _split_brain_resolved(self, peer: str) -> None:
+        """The peer we warned of holding the group too is seen holding nothing: say so."""
+        warned = {key for key in self.warned if key.startswith(f"split.{peer}.")}
+        if warned:
+            self.warned -= warned
+            self._alarm(
+                AlarmKind.SPLIT_BRAIN,
+                Severity.INFO,
+                f"split brain resolved: {peer} released the group; {self.name} keeps it",
+                Reason("split_brain.resolved", f"{peer} no longer holds the group"),
+            )
 
     def _unconfirmed_deadline(self) -> float | None:
         """When, having lost a peer and the arbiter's lease, everything must be released by.
@@ -1205,13 +1226,11 @@ class Engine:
                 continue
             job.pending = True
             job.attempt += 1
-            self._out.append(
-                FencePeer(
-                    name,
-                    job.attempt,
-                    Reason("fence.peer_lost", f"{name} is lost; attempt {job.attempt}"),
-                )
-            )
+            reason = Reason("fence.peer_lost", f"{name} is lost; attempt {job.attempt}")
+            if job.attempt == 1:
+                # Retries are announced by the failure before them ("...; retrying").
+                self._alarm(AlarmKind.FENCE, Severity.WARNING, f"fencing {name}", reason)
+            self._out.append(FencePeer(name, job.attempt, reason))
 
     def _ensure_fence_job(self, peer: PeerView, not_before: float) -> None:
         if peer.name not in self.fencing:

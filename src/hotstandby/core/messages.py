@@ -89,6 +89,7 @@ class AlarmKind(StrEnum):
     SPLIT_BRAIN = "split_brain"
     ARBITER = "arbiter"
     CONFIG_MISMATCH = "config_mismatch"
+    REPLICA_INELIGIBLE = "replica_ineligible"  # a replica may no longer be promoted
     STATE = "state"  # a role change worth hearing of
 
 

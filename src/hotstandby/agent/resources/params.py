@@ -18,9 +18,18 @@ from hotstandby.config.errors import describe
 class ParamError(ValueError):
     """A resource parameter that is missing, unknown or of the wrong form."""
 
-    def __init__(self, resource: str, key: str | None, message: str, *, goes_on: bool = False):
+    def __init__(
+        self,
+        resource: str,
+        key: str | None,
+        message: str,
+        *,
+        goes_on: bool = False,
+        noun: str = "resource",
+    ):
         # goes_on: the message continues the sentence ("key 'x' is required"), no colon.
-        where = f"resource {resource!r}: key {key!r}" if key else f"resource {resource!r}"
+        # noun: what owns the keys (a resource, an alarm channel).
+        where = f"{noun} {resource!r}: key {key!r}" if key else f"{noun} {resource!r}"
         super().__init__(f"{where}{' ' if goes_on else ': '}{message}")
         self.resource = resource
         self.key = key  # the top-level params key, None when the whole table is at fault
@@ -38,15 +47,26 @@ def describe_raw(value: object) -> str:
 class ParamReader:
     """Typed access to one resource's raw params, raising ParamError with the key named."""
 
-    def __init__(self, resource: str, kind: str, raw: Mapping[str, Any], keys: frozenset[str]):
+    def __init__(
+        self,
+        resource: str,
+        kind: str,
+        raw: Mapping[str, Any],
+        keys: frozenset[str],
+        *,
+        noun: str = "resource",
+    ):
         self.resource = resource
         self.raw = raw
+        self.noun = noun
         unknown = sorted(set(raw) - keys)
         if unknown:
             raise ParamError(
                 resource,
                 unknown[0],
-                f"unknown (a resource of kind {kind} takes {', '.join(sorted(keys))})",
+                f"unknown (a{'n' if noun[0] in 'aeiou' else ''} {noun} of kind {kind} "
+                f"takes {', '.join(sorted(keys))})",
+                noun=noun,
             )
 
     def error(self, key: str, expected: str, found: object) -> ParamError:
@@ -57,11 +77,14 @@ class ParamReader:
             top,
             f"expected {expected}, found {describe_raw(found)}"
             + ("" if top == key else f" (at {key})"),
+            noun=self.noun,
         )
 
     def missing(self, key: str, expected: str) -> ParamError:
         """The error for a required key that is absent."""
-        return ParamError(self.resource, key, f"is required ({expected})", goes_on=True)
+        return ParamError(
+            self.resource, key, f"is required ({expected})", goes_on=True, noun=self.noun
+        )
 
     def string(self, key: str, default: str | None = None, *, required: bool = False) -> str:
         """A non-empty string; `default` when absent (or an error when `required`)."""
@@ -158,6 +181,6 @@ class ParamReader:
         value = self.raw.get(key)
         if isinstance(value, Mapping):
             if node not in value:
-                raise ParamError(self.resource, key, f"no entry for node {node!r}")
+                raise ParamError(self.resource, key, f"no entry for node {node!r}", noun=self.noun)
             return value[node]
         return value
