@@ -75,6 +75,7 @@ A failed action's detail carries the tail of the command's output.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import shutil
@@ -349,6 +350,9 @@ class ServiceResource:
     async def _spawn(self) -> asyncio.subprocess.Process:
         p = self.params
         argv = list(p.start)
+        if not os.access(argv[0], os.X_OK):
+            # Checked here: through setpriv, a missing program would only be an exit status.
+            raise FileNotFoundError(errno.ENOENT, "not an executable program", argv[0])
         if os.access(SETPRIV, os.X_OK):
             # Dies with the agent: an agent that restarts finds nothing of its own running.
             argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
@@ -426,6 +430,7 @@ class ServiceResource:
         # The group id outlives its leader while members remain, so this reaches only ours.
         await reap_killed(proc)
         steps.append(f"pid {proc.pid} {describe_status(proc.returncode or 0)}")
+        self._proc = None  # stopped on purpose: a later monitor says "not running", no more
         return ActionResult(Outcome.OK, "; ".join(steps))
 
     async def _stop_stranger(self) -> str:
