@@ -12,10 +12,12 @@ import pwd
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from hotstandby.agent.ports import ActionResult
 from hotstandby.core.messages import Action
 
 from .svc_helpers import PYTHON, act, pid_alive, script, service_adapter, wait_for
@@ -100,6 +102,11 @@ def pid_of(work: Path) -> int:
                (work / "pid").read_text())  # fmt: skip
 
 
+def all_gone(pids: list[int]) -> Callable[[], bool]:
+    """A probe: true once none of pids runs."""
+    return lambda: not any(map(pid_alive, pids))
+
+
 def cmd(work: Path, name: str) -> list[str]:
     """The command that runs script `name` on the work directory."""
     return [str(work / name), str(work)]
@@ -124,8 +131,12 @@ def test_foreground_start_monitor_stop_and_its_death(work: Path) -> None:
     assert act(a, "start").detail == f"already running (pid {pid})"
     # Its death shows in the next monitor, with how it died.
     os.kill(pid, signal.SIGKILL)
-    dead = wait_for("the monitor to see the death", lambda: (r := act(a, "monitor")).outcome
-                    == "stopped" and r)  # fmt: skip
+
+    def seen_dead() -> ActionResult | None:
+        result = act(a, "monitor")
+        return result if result.outcome == "stopped" else None
+
+    dead = wait_for("the monitor to see the death", seen_dead)
     assert dead.detail == f"exited: killed by SIGKILL (output in {work / 'log'})"
     (work / "pid").unlink()
     assert act(a, "start").outcome == "ok"
@@ -204,7 +215,8 @@ def test_a_start_cut_short_by_its_timeout_kills_what_it_started(work: Path) -> N
         names = "pids" if params.get("daemon") else "pid"
         pids = [int(p) for p in (work / names).read_text().split()]
         assert pids
-        wait_for("the killed processes to be gone", lambda: not any(map(pid_alive, pids)), 5)
+        gone = all_gone(pids)
+        wait_for("the killed processes to be gone", gone, 5)
 
 
 def test_daemon_mode(work: Path) -> None:
