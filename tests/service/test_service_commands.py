@@ -226,6 +226,7 @@ def test_daemon_mode(work: Path) -> None:
             "stop": cmd(work, "daemon-stop"),
             "monitor": cmd(work, "monitor"),
             "daemon": True,
+            "log": str(work / "log"),
         }
     )
     assert act(a, "probe").outcome == "stopped"

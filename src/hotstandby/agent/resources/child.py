@@ -109,7 +109,7 @@ def output_file(log: str | None) -> Any:
         with tempfile.TemporaryFile() as out:
             yield out
     else:
-        with open(log, "ab") as out:
+        with open(log, "a+b") as out:
             yield out
 
 
