@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,6 @@ params = {{ ip = "{OCF_VIP}", cidr_netmask = "24", nic = "{lan}" }}
         )
         assert done.returncode == 0, done.stderr
         assert cluster.wait_active(30, other_than=source) == target
-        cluster.wait_for(f"Dummy and IPaddr2 on {target} only", lambda t=target: holds(t), 10)
+        cluster.wait_for(f"Dummy and IPaddr2 on {target} only", partial(holds, target), 10)
         assert lab.ping(CLIENT, OCF_VIP)
     print_events(cluster, first, ("resource", "role"))

@@ -17,7 +17,9 @@ arguments; run without a shell, in a session of its own, with a clean environmen
 - `daemon`: false (the default): the start command *is* the service, a process that stays in
   the foreground and that the agent supervises: its death shows in the next monitor, stop
   ends it by its process group, and it dies with the agent (PR_SET_PDEATHSIG, through
-  util-linux's setpriv), so an agent restart never leaves an unmanaged copy running.
+  util-linux's setpriv), so an agent restart never leaves an unmanaged copy running (the
+  death signal reaches the process itself: one that forks workers should end them when it
+  dies, as servers do; a stop ends the whole group in any case).
   true: the start command starts a daemon and returns (an init script, `pg_ctl start`); then
   `stop` and `monitor` are required, since only they can find the daemon.
 - `stop`: the command that stops it. Foreground: optional; without it stop sends SIGTERM to
