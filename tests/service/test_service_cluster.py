@@ -231,3 +231,89 @@ params = {{ ip = "{OCF_VIP}", cidr_netmask = "24", nic = "{lan}" }}
         cluster.wait_for(f"Dummy and IPaddr2 on {target} only", partial(holds, target), 10)
         assert lab.ping(CLIENT, OCF_VIP)
     print_events(cluster, first, ("resource", "role"))
+
+
+PICKY = """
+import os, sys, time
+from pathlib import Path
+if os.environ["HOTSTANDBY_NODE"] == "beta" and Path(sys.argv[1]).exists():
+    print("cannot start on beta: its data directory is missing", flush=True)
+    sys.exit(1)
+time.sleep(3600)
+"""
+
+
+def control(cluster: LabCluster, node: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a hotstandby control command against node's agent."""
+    return subprocess.run(
+        [sys.executable, "-m", "hotstandby", *argv, "--socket", cluster.socket(node)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_failed_start_on_the_standby_leaves_the_group_where_it_runs(lab: Lab) -> None:
+    picky = lab.workdir / "picky.py"
+    picky.write_text(PICKY)
+    broken = lab.workdir / "beta-is-broken"
+    extra = f"""
+[[resource]]
+name = "picky"
+kind = "service"
+start_timeout = "10s"
+stop_timeout = "5s"
+monitor_interval = "500ms"
+[resource.params]
+start = ["{sys.executable}", "{picky}", "{broken}"]
+settle = "300ms"
+stop_grace = "1s"
+log = "{lab.workdir}/picky-{{node}}.log"
+"""
+    cluster = LabCluster(lab, ClusterSpec(arbitration=fence_arbitration(lab), extra=extra))
+    cluster.write()
+    active = up(cluster)
+    assert active == "alpha"  # the higher priority
+    broken.write_text("")
+    done = control(cluster, "alpha", "switchover")
+    assert done.returncode == 0, done.stderr
+    # beta's start fails: it gives the group back, and alpha, which can run it, takes it.
+    cluster.wait_for(
+        "beta to report its failed start",
+        lambda: any(
+            e["kind"] == "alarm.resource_failed" and e["message"] == "picky failed to start on beta"
+            for e in events(cluster, "beta")
+        ),
+        30,
+    )
+    cluster.wait_for(
+        "the group back on alpha, beta standing by",
+        lambda: cluster.active() == "alpha" and cluster.roles()["beta"] == "standby",
+        30,
+    )
+    failed = next(e for e in events(cluster, "beta") if e["kind"] == "alarm.resource_failed")
+    assert failed["rule"] == "resource.start_failed"
+    start = next(
+        e
+        for e in events(cluster, "beta")
+        if e["kind"] == "resource" and "picky start" in e["message"]
+    )
+    assert start["message"].endswith(
+        "exited at once: exit status 1: cannot start on beta: its data directory is missing"
+    )
+    # beta failed the group: it is not chosen again until its failure expires or is cleared.
+    refused = control(cluster, "alpha", "switchover")
+    assert refused.returncode != 0
+    assert "no other node is reachable and ready to take over" in refused.stdout + refused.stderr
+    broken.unlink()
+    cleared = control(cluster, "beta", "cleanup", "picky")
+    assert cleared.returncode == 0, cleared.stderr
+
+    def switched() -> bool:
+        return control(cluster, "alpha", "switchover").returncode == 0
+
+    # The cleared failure reaches alpha in beta's next heartbeats.
+    cluster.wait_for("alpha to accept a switchover to beta again", switched, 10)
+    assert cluster.wait_active(30, other_than="alpha") == "beta"
+    print_events(cluster, "beta", ("alarm.resource", "resource", "role"))

@@ -137,7 +137,7 @@ def test_foreground_start_monitor_stop_and_its_death(work: Path) -> None:
         return result if result.outcome == "stopped" else None
 
     dead = wait_for("the monitor to see the death", seen_dead)
-    assert dead.detail == f"exited: killed by SIGKILL (output in {work / 'log'})"
+    assert dead.detail == f"exited: killed by SIGKILL: serving svc hello-alpha {work}"
     (work / "pid").unlink()
     assert act(a, "start").outcome == "ok"
     pid = pid_of(work)

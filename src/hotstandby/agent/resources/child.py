@@ -96,7 +96,8 @@ async def reap_killed(proc: asyncio.subprocess.Process) -> None:
 
 def read_tail(out: IO[bytes], start: int, limit: int = TAIL) -> str:
     """The last `limit` bytes written to `out` since offset `start`, as stripped text."""
-    out.flush()
+    if out.writable():
+        out.flush()
     end = out.seek(0, os.SEEK_END)
     out.seek(max(start, end - limit))
     return out.read().decode(errors="replace").strip()

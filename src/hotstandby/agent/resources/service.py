@@ -71,7 +71,8 @@ leaves its job queued in systemd, and the stop that follows replaces it):
 - monitor, probe: is-active: "active" or "reloading" is OK; "inactive" or "failed" (the
   unit's processes are gone) STOPPED; "activating", "deactivating" and anything else FAILED.
 
-A failed action's detail carries the tail of the command's output.
+A failed action's detail carries the tail of the command's output (of a foreground process
+that exited: the tail of what it wrote to `log` since it was started, when it has one).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ from hotstandby.agent.resources.child import (
     child_env,
     describe_status,
     kill_group,
+    read_tail,
     reap_killed,
     run_command,
     user_exists,
@@ -287,8 +289,10 @@ class ServiceResource:
         self.name = name
         self.params = params
         self._env = child_env({"HOTSTANDBY_RESOURCE": name, "HOTSTANDBY_NODE": node, **params.env})
-        # The foreground process this agent started (command mode, daemon = false).
+        # The foreground process this agent started (command mode, daemon = false), and
+        # where its output begins in the log.
         self._proc: asyncio.subprocess.Process | None = None
+        self._log_start = 0
         # Start and stop must not interleave: a stop between a start's spawn and its
         # readiness check would leave a process running after the stop returned.
         self._lock = asyncio.Lock()
@@ -359,6 +363,7 @@ class ServiceResource:
             # Dies with the agent: an agent that restarts finds nothing of its own running.
             argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         out = open(p.log, "ab") if p.log else None  # noqa: SIM115 (closed below)
+        self._log_start = out.seek(0, os.SEEK_END) if out is not None else 0
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -399,7 +404,14 @@ class ServiceResource:
     def _exit(self, proc: asyncio.subprocess.Process) -> str:
         code = proc.returncode
         text = describe_status(code if code is not None else 0)
-        return text + (f" (output in {self.params.log})" if self.params.log else "")
+        if not self.params.log:
+            return text
+        try:
+            with open(self.params.log, "rb") as log:
+                tail = read_tail(log, self._log_start)
+        except OSError:
+            tail = ""
+        return f"{text}: {tail}" if tail else f"{text} (no output in {self.params.log})"
 
     async def _stop(self) -> ActionResult:
         p = self.params
