@@ -319,3 +319,27 @@ def test_the_foreground_process_dies_with_its_agent(work: Path) -> None:
 
     asyncio.run(main())
     assert Action.START  # the adapter's own module imported fine in the host
+
+
+def test_a_copy_started_by_hand_is_found_and_stopped_or_refused(work: Path) -> None:
+    # The "copy": the monitor's files say it runs, though this agent started nothing.
+    (work / "pid").write_text("1")
+    (work / "ready").write_text("")
+    params = {"start": cmd(work, "server"), "monitor": cmd(work, "monitor")}
+    a = service_adapter(params)
+    probe = act(a, "probe")
+    assert (probe.outcome, probe.detail) == (
+        "failed",
+        "running, but not as a process this agent started",
+    )
+    refused = act(a, "stop")
+    assert refused.outcome == "failed"  # it runs, and nothing here can stop it
+    assert "no stop command" in refused.detail
+    stop = [PYTHON, "-c", f"import os; os.unlink({str(work / 'ready')!r})"]
+    b = service_adapter({**params, "stop": stop})
+    stopped = act(b, "stop")
+    assert (stopped.outcome, stopped.detail) == (
+        "ok",
+        "stopped a copy this agent had not started: exit status 0",
+    )
+    assert act(b, "probe").outcome == "stopped"

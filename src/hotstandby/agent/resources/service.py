@@ -426,9 +426,10 @@ class ServiceResource:
         proc = self._running()
         if proc is None:
             if self._proc is not None:
-                kill_group(self._proc.pid)  # what the dead leader left behind
-            note = await self._stop_stranger()
-            return ActionResult(Outcome.OK, note or "not running")
+                # What the dead leader left in its group: the group id cannot be reused
+                # while members remain, so this reaches only those.
+                kill_group(self._proc.pid)
+            return await self._stop_stranger()
         steps: list[str] = []
         if p.stop:
             done = await self._command(p.stop)
@@ -447,16 +448,26 @@ class ServiceResource:
         self._proc = None  # stopped on purpose: a later monitor says "not running", no more
         return ActionResult(Outcome.OK, "; ".join(steps))
 
-    async def _stop_stranger(self) -> str:
-        """A copy this agent did not start but the monitor finds: the stop command's turn."""
+    async def _stop_stranger(self) -> ActionResult:
+        """No process of this agent runs: stop a copy the monitor finds (started by hand)."""
         p = self.params
-        if not (p.monitor and p.stop):
-            return ""
-        check = await self._command(p.monitor)
-        if check.returncode != 0:
-            return ""
+        check = await self._check()
+        if check is None or check.returncode != 0:
+            return ActionResult(Outcome.OK, "not running")
+        if not p.stop:
+            return ActionResult(
+                Outcome.FAILED,
+                "running without a process of this agent, and no stop command to stop it",
+            )
         done = await self._command(p.stop)
-        return f"running without a process of this agent: stop command: {done.describe()}"
+        after = await self._command(p.monitor)
+        if after.returncode == 0:
+            return ActionResult(
+                Outcome.FAILED, f"still running after the stop command ({done.describe()})"
+            )
+        return ActionResult(
+            Outcome.OK, f"stopped a copy this agent had not started: {done.describe()}"
+        )
 
     async def _monitor(self) -> ActionResult:
         p = self.params
