@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotstandby.agent.ports import ResourceAdapter, StepReport, ignore_steps
+from hotstandby.agent.resources import ocf, service
 from hotstandby.agent.resources.ip import IpResource, parse_params
 from hotstandby.agent.resources.params import ParamError
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
@@ -45,8 +46,20 @@ def _build_ip(resource: Resource, node: str, report: StepReport) -> ResourceAdap
     return IpResource(resource.name, parse_params(resource.name, resource.params, node))
 
 
+def _build_service(resource: Resource, node: str, report: StepReport) -> ResourceAdapter:
+    return service.ServiceResource(resource.name, service.parse_params(resource, node), node)
+
+
+def _build_ocf(resource: Resource, node: str, report: StepReport) -> ResourceAdapter:
+    return ocf.OcfResource(resource, ocf.parse_params(resource, node), node)
+
+
 KINDS: dict[ResourceKind, Kind] = {
     ResourceKind.IP: Kind(parse=_parse_ip, build=_build_ip),
+    ResourceKind.SERVICE: Kind(
+        parse=service.parse_params, build=_build_service, host_risks=service.host_risks
+    ),
+    ResourceKind.OCF: Kind(parse=ocf.parse_params, build=_build_ocf, host_risks=ocf.host_risks),
 }
 
 
