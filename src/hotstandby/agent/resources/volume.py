@@ -89,7 +89,7 @@ NAME_MAX = 255
 # Programs live in sbin; the agent may have been started with a user's PATH.
 PROGRAM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # How often a stop looks again at processes it signalled, and retries a busy unmount.
-POLL = 0.05
+POLL = 0.02
 # What a stop keeps back from its stop_timeout, to return FAILED with the holders named
 # rather than be cut off by the agent's own timeout.
 STOP_MARGIN = 0.5
