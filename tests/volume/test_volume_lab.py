@@ -130,7 +130,7 @@ def test_a_holder_is_terminated_and_the_unmount_succeeds(vlab: VolumeLab) -> Non
     assert stopped.outcome == "ok", stopped.detail
     assert holder.wait(5) == -signal.SIGTERM
     assert len(stopped.steps) == 2, stopped.steps
-    assert f"{host.mountpoint} is busy: 1 processes hold it" in stopped.steps[0]
+    assert f"{host.mountpoint} is busy: 1 process holds it" in stopped.steps[0]
     assert f"sent SIGTERM to {holder.pid} (python" in stopped.steps[0]
     assert "cwd" in stopped.steps[0] and "fd 3" in stopped.steps[0]
     assert stopped.steps[1] == f"stop: unmounted {host.mountpoint} after SIGTERM"

@@ -275,6 +275,16 @@ def top_mount(mounts: Sequence[Mount], point: str) -> Mount | None:
     return found[-1] if found else None
 
 
+def resolved_point(mountpoint: str) -> str:
+    """The mount point as the mount table shows it: its parent's symbolic links resolved.
+
+    Only the parent is resolved: a stat of the mount point itself would reach into the
+    mounted file system, and hang with it when its storage hangs.
+    """
+    parent, name = os.path.split(mountpoint)
+    return os.path.join(os.path.realpath(parent), name)
+
+
 def device_number(path: str) -> int | None:
     """The device number of block device `path`; None when absent or not a block device."""
     try:
@@ -481,6 +491,7 @@ class VolumeResource:
         # would leave the volume mounted after the stop returned.
         self._lock = asyncio.Lock()
         self._probe: asyncio.Future[None] | None = None
+        self._point = params.mountpoint  # as the mount table shows it; see resolved_point
         self._probe_began = 0.0
 
     async def run(self, action: Action) -> ActionResult:
@@ -502,7 +513,11 @@ class VolumeResource:
         self.report(self.name, message)
 
     async def _mounts(self) -> list[Mount]:
-        return await asyncio.to_thread(read_mounts, self.mountinfo)
+        def look() -> list[Mount]:
+            self._point = resolved_point(self.params.mountpoint)
+            return read_mounts(self.mountinfo)
+
+        return await asyncio.to_thread(look)
 
     # ---- start
 
@@ -517,7 +532,7 @@ class VolumeResource:
                 f"{p.device} is not a block device" if present else f"no device {p.device}",
             )
         mounts = await self._mounts()
-        here = top_mount(mounts, p.mountpoint)
+        here = top_mount(mounts, self._point)
         if here is not None and here.dev == dev:
             if here.read_only:
                 return ActionResult(Outcome.FAILED, f"mounted on {p.mountpoint}, but read-only")
@@ -548,7 +563,7 @@ class VolumeResource:
         mount_took = time.monotonic() - mount_began
         if code != 0:
             return ActionResult(Outcome.FAILED, f"mount exited {code}: {_short(out)}")
-        here = top_mount(await self._mounts(), p.mountpoint)
+        here = top_mount(await self._mounts(), self._point)
         if here is None or here.dev != dev:
             return ActionResult(Outcome.FAILED, f"mount succeeded but {p.mountpoint} lacks it")
         took = time.monotonic() - began
@@ -595,17 +610,19 @@ class VolumeResource:
         deadline = began + max(0.1, self.stop_timeout - STOP_MARGIN)
         dev = device_number(p.device)
         mounts = await self._mounts()
-        below = p.mountpoint + "/"
         targets = [
             m
             for m in mounts
             if (dev is not None and m.dev == dev)
-            or m.point.startswith(below)
             # The device node may be gone (storage lost): what is mounted from it still is.
-            or (m.point == p.mountpoint and m.source == p.device)
+            or (m.point == self._point and m.source == p.device)
         ]
         if not targets:
             return ActionResult(Outcome.OK, "not mounted")
+        if any(m.point == self._point for m in targets):
+            # Mounts below ours keep it busy: they go first (last mounted, first unmounted).
+            below = self._point + "/"
+            targets = [m for m in mounts if m in targets or m.point.startswith(below)]
         done: list[str] = []
         # Last mounted first: a mount below the mountpoint keeps the one above it busy.
         for m in reversed(targets):
@@ -629,7 +646,12 @@ class VolumeResource:
             holders = await asyncio.to_thread(find_holders, mount.dev)
             kept = [h for h in holders if h.pid in protected]
             targets = [h for h in holders if h.pid not in protected]
-            note = f"stop: {point} is busy: {len(holders)} processes hold it"
+            note = f"stop: {point} is busy: " + (
+                f"{len(holders)} process{'es' if len(holders) > 1 else ''} hold"
+                f"{'' if len(holders) > 1 else 's'} it"
+                if holders
+                else "no process holds it (a mount below it, or in another namespace?)"
+            )
             if targets:
                 signalled = [h for h in targets if _signal(h, sig)]
                 note += f"; sent {sig.name} to " + ", ".join(map(str, signalled))
@@ -672,7 +694,7 @@ class VolumeResource:
         p = self.params
         dev = device_number(p.device)
         mounts = await self._mounts()
-        here = top_mount(mounts, p.mountpoint)
+        here = top_mount(mounts, self._point)
         if here is not None and (here.dev == dev or (dev is None and here.source == p.device)):
             return ActionResult(Outcome.OK, f"mounted on {p.mountpoint}")
         elsewhere = [m.point for m in mounts if dev is not None and m.dev == dev]
@@ -689,7 +711,7 @@ class VolumeResource:
         if state.outcome is not Outcome.OK:
             return state
         p = self.params
-        here = top_mount(await self._mounts(), p.mountpoint)
+        here = top_mount(await self._mounts(), self._point)
         if here is not None and here.read_only:
             return ActionResult(Outcome.FAILED, f"{p.mountpoint} is read-only")
         loop = asyncio.get_running_loop()
