@@ -216,3 +216,32 @@ def test_host_risks_of_a_real_device(vlab: VolumeLab) -> None:
         ("device", f"{device} is mounted now on {host.mountpoint} on this machine: only the "
                    "active node may have it mounted"),
     ]  # fmt: skip
+
+
+def test_stop_unmounts_what_is_mounted_below_it_first(vlab: VolumeLab) -> None:
+    device = vlab.volume().device("a")
+    host = vlab.host(device)
+    assert host.run("start").outcome == "ok"
+    below = os.path.join(host.mountpoint, "cache")
+    host.path("cache").mkdir()
+    assert host.enter(["mount", "-t", "tmpfs", "hvo-tmpfs", below]).returncode == 0
+    stopped = host.run("stop")
+    assert stopped.outcome == "ok", stopped.detail
+    assert stopped.detail.startswith(f"unmounted {below}, {host.mountpoint} in ")
+    mounted = Path(f"/proc/{host.pid}/mountinfo").read_text()
+    assert host.mountpoint not in mounted
+
+
+def test_a_mount_point_under_a_symbolic_link(vlab: VolumeLab) -> None:
+    device = vlab.volume().device("a")
+    real = vlab.workdir / "real"
+    real.mkdir()
+    (vlab.workdir / "link").symlink_to(real)
+    host = vlab.host(device, mountpoint=str(vlab.workdir / "link" / "mnt"))
+    assert host.run("start").outcome == "ok"
+    # The mount table shows the resolved path; the adapter still knows it as its own.
+    assert mount_points(host.pid, device) == [str(real / "mnt")]
+    assert host.run("start").detail.startswith("already mounted")
+    assert host.run("monitor").outcome == "ok"
+    assert host.run("stop").outcome == "ok"
+    assert mount_points(host.pid, device) == []

@@ -185,8 +185,8 @@ class VolumeLab:
                 "device": device,
                 "mountpoint": str(self.workdir / "mnt"),
                 "fstype": "ext4",
-                **params,
-            },
+            }
+            | params,
             "start_timeout": start_timeout,
             "stop_timeout": stop_timeout,
         }
