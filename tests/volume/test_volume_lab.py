@@ -15,7 +15,7 @@ import pytest
 from hotstandby.lab._cmd import run
 from hotstandby.lab.volume import mount_points
 
-from .volume_lab import VolumeLab
+from .volume_lab import VolumeLab, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -245,3 +245,32 @@ def test_a_mount_point_under_a_symbolic_link(vlab: VolumeLab) -> None:
     assert host.run("monitor").outcome == "ok"
     assert host.run("stop").outcome == "ok"
     assert mount_points(host.pid, device) == []
+
+
+def test_a_probe_that_hangs_is_not_started_again(vlab: VolumeLab) -> None:
+    device = vlab.volume().device("a")
+    host = vlab.host(device, monitor_timeout=0.5)
+    assert host.run("start").outcome == "ok"
+    # A FIFO where the probe file goes: opening it for writing blocks until a reader comes,
+    # as a write to storage that stopped answering blocks.
+    fifo = host.path(".hotstandby-probe")
+    os.mkfifo(fifo)
+    first = host.run("monitor")
+    assert (first.outcome, first.detail) == ("failed", "timed out after 0.5s")
+    second = host.run("monitor")
+    assert second.outcome == "failed"
+    assert "has not returned (I/O hangs)" in second.detail, second.detail
+    assert second.took < 0.5  # it did not wait on a second stuck thread
+    # The "storage" answers again: the stuck probe ends (in an error: a FIFO cannot be
+    # fsynced), and with the FIFO gone the next probe works.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        host.run("probe")  # any round trip: gives the stuck thread time to finish
+        fifo.unlink()
+    finally:
+        os.close(reader)
+
+    def healthy() -> bool:
+        return host.run("monitor").outcome == "ok"
+
+    wait_for("the monitor to pass again", healthy)

@@ -2,9 +2,9 @@
 
     unshare --mount --propagation private -- python volume_helper.py RESOURCE_JSON
 
-RESOURCE_JSON holds name, params, node, start_timeout and stop_timeout. The helper builds the
-adapter as the agent does, prints {"ready": true}, then reads one command per line on stdin
-and answers each with one JSON line:
+RESOURCE_JSON holds name, params, node, start_timeout, stop_timeout and monitor_timeout. The
+helper builds the adapter as the agent does, prints {"ready": true}, then reads one command
+per line on stdin and answers each with one JSON line:
 
 - start, stop, monitor, probe: outcome, detail, the steps reported during the action and the
   monotonic times the call began and ended (CLOCK_MONOTONIC is not per namespace);
@@ -59,7 +59,9 @@ async def serve(spec: dict[str, Any]) -> None:
         steps.clear()
         began = time.monotonic()
         # Bounded as the agent bounds it: the adapter is cancelled at the timeout.
-        limit = {"start": spec["start_timeout"], "stop": spec["stop_timeout"]}.get(command, 10.0)
+        limit = {"start": spec["start_timeout"], "stop": spec["stop_timeout"]}.get(
+            command, spec["monitor_timeout"]
+        )
         try:
             result = await asyncio.wait_for(adapter.run(Action(command)), limit)
             reply = {"outcome": result.outcome.value, "detail": result.detail}

@@ -175,6 +175,7 @@ class VolumeLab:
         *,
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
+        monitor_timeout: float = 10.0,
         **params: Any,
     ) -> AdapterHost:
         """A helper hosting a volume resource on device, mounted under the work dir."""
@@ -189,6 +190,7 @@ class VolumeLab:
             | params,
             "start_timeout": start_timeout,
             "stop_timeout": stop_timeout,
+            "monitor_timeout": monitor_timeout,
         }
         host = AdapterHost(spec)
         self.hosts.append(host)

@@ -724,6 +724,8 @@ class VolumeResource:
         payload = f"hotstandby probe {os.getpid()} {time.time_ns()}\n".encode()
         self._probe_began = loop.time()
         self._probe = loop.run_in_executor(None, _probe_file, path, payload)
+        # A probe abandoned by a timed-out monitor may end in an error nobody awaits.
+        self._probe.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             # Shielded: a monitor cut off by its timeout leaves the thread running, and the
             # next monitor must see that rather than start another one.
