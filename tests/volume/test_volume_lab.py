@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from hotstandby.lab.volume import mount_points
 from .volume_lab import VolumeLab, wait_for
 
 pytestmark = pytest.mark.lab
+
+EXAMPLES = Path(__file__).parents[2] / "src" / "hotstandby" / "examples"
 
 
 def test_start_monitor_stop(vlab: VolumeLab) -> None:
@@ -274,3 +277,29 @@ def test_a_probe_that_hangs_is_not_started_again(vlab: VolumeLab) -> None:
         return host.run("monitor").outcome == "ok"
 
     wait_for("the monitor to pass again", healthy)
+
+
+def test_check_warns_of_the_volume_mounted_on_this_machine(vlab: VolumeLab) -> None:
+    device = vlab.volume().device("a")
+    host = vlab.host(device)
+    assert host.run("start").outcome == "ok"
+    example = (EXAMPLES / "classic-database.toml").read_text()
+    old_device = 'device = "/dev/disk/by-id/wwn-0x600a0b800011aa02-part1"'
+    assert old_device in example
+    text = example.replace(old_device, f'device = "{device}"').replace(
+        'mountpoint = "/srv/postgresql"', f'mountpoint = "{host.mountpoint}"'
+    )
+    config = vlab.workdir / "cluster.toml"
+    config.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("device = "))
+    argv = [sys.executable, "-m", "hotstandby", "check", str(config), "--node", "alpha"]
+    done = host.enter(argv)
+    assert done.returncode == 0, done.stdout + done.stderr
+    flat = " ".join(done.stdout.split())
+    assert (
+        f"WARNING: {config}:{line}: resource[1].params.device: on alpha: resource 'data': "
+        f"{device} is mounted now on {host.mountpoint} on this machine"
+    ) in flat, done.stdout
+    # Seen from this test's own mount namespace, where nothing has it mounted: no warning.
+    outside = run(argv, check=False)
+    assert "is mounted now" not in outside.stdout
