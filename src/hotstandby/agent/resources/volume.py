@@ -494,8 +494,13 @@ class VolumeResource:
         self._point = params.mountpoint  # as the mount table shows it; see resolved_point
         self._probe_began = 0.0
 
-    async def run(self, action: Action) -> ActionResult:
-        """Carry out start, stop, monitor or probe."""
+    async def run(self, action: Action, *, released: bool = False) -> ActionResult:
+        """Carry out start, stop, monitor or probe.
+
+        `released` (the peer confirmed it holds nothing) changes nothing here: the checks
+        of a start are of this node's own state, and fsck costs milliseconds on a volume
+        its peer unmounted cleanly, while it is what a volume left by a crash needs.
+        """
         try:
             if action is Action.START:
                 async with self._lock:
