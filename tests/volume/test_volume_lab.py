@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -303,3 +304,35 @@ def test_check_warns_of_the_volume_mounted_on_this_machine(vlab: VolumeLab) -> N
     # Seen from this test's own mount namespace, where nothing has it mounted: no warning.
     outside = run(argv, check=False)
     assert "is mounted now" not in outside.stdout
+
+
+def test_a_copy_of_the_mount_in_another_namespace_fails_the_stop(vlab: VolumeLab) -> None:
+    device = vlab.volume().device("a")
+    host = vlab.host(device)
+    assert host.run("start").outcome == "ok"
+    # A mount namespace copied from the node's while the volume is mounted, as a service
+    # with private mounts gets: it holds its own mount of the file system.
+    copy = subprocess.Popen(
+        ["nsenter", "-t", str(host.pid), "-m", "--",
+         "unshare", "--mount", "--propagation", "private", "--", "sleep", "600"],
+    )  # fmt: skip
+    try:
+        wait_for(
+            "the copied namespace",
+            lambda: (
+                os.readlink(f"/proc/{copy.pid}/ns/mnt") != os.readlink(f"/proc/{host.pid}/ns/mnt")
+                and mount_points(copy.pid, device) == [host.mountpoint]
+            ),
+        )
+        stopped = host.run("stop")
+        assert stopped.outcome == "failed", stopped.detail
+        assert stopped.detail.startswith(f"unmounted {host.mountpoint} in ")
+        assert "still mounted in another mount namespace of this node" in stopped.detail
+        assert f"{copy.pid} (sleep) on {host.mountpoint}" in stopped.detail
+        assert mount_points(host.pid, device) == []
+    finally:
+        copy.kill()
+        copy.wait(10)
+    # With that namespace gone, nothing holds it any more: the stop succeeds.
+    again = host.run("stop")
+    assert (again.outcome, again.detail) == ("ok", "not mounted")

@@ -41,7 +41,9 @@ Actions:
   processes still write to the file system the peer is about to mount. The agent itself and
   its ancestors are never signalled. When the volume is still busy shortly before the
   stop_timeout, the stop FAILS, naming who holds it; the core then has the node fenced before
-  the peer may take the volume.
+  the peer may take the volume. Last, every mount namespace of the machine is looked at: one
+  that still mounts the device (a copy made while it was mounted, by a service with private
+  mounts or `unshare -m`) keeps the file system in use, and the stop FAILS naming it.
 - monitor: OK when the device is mounted on the mountpoint read-write and a probe file can be
   written, fsynced, read back and removed. STOPPED when nothing is mounted there; FAILED when
   something else is, when the file system is read-only (ext4 turns read-only on an I/O error
@@ -379,6 +381,34 @@ def find_holders(dev: int, proc: Path = Path("/proc")) -> list[Holder]:
     return sorted(holders, key=lambda h: h.pid)
 
 
+def mounted_elsewhere(devs: Collection[int], proc: Path = Path("/proc")) -> list[str]:
+    """Mount namespaces of this machine that still mount one of devs, as "pid (command) on path".
+
+    A namespace made as a copy while the volume was mounted (a service's private mounts, an
+    `unshare -m`) keeps its own mount of it: unmounting ours succeeds, yet the file system
+    stays in use and writable here, and the peer must not mount it.
+    """
+    seen: set[str] = set()
+    found: list[str] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            namespace = os.readlink(entry / "ns" / "mnt")
+            if namespace in seen:
+                continue
+            seen.add(namespace)
+            mounts = read_mounts(str(entry / "mountinfo"))
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or a zombie
+        points = [m.point for m in mounts if m.dev in devs]
+        if points:
+            fields = _stat_fields(proc, int(entry.name))
+            command = fields[0] if fields is not None else "?"
+            found.append(f"{entry.name} ({command}) on {', '.join(points)}")
+    return found
+
+
 def _signal(holder: Holder, sig: signal.Signals, proc: Path = Path("/proc")) -> bool:
     """Send sig to the holder if it is still the same process; False when it is gone."""
     try:
@@ -622,8 +652,11 @@ class VolumeResource:
             # The device node may be gone (storage lost): what is mounted from it still is.
             or (m.point == self._point and m.source == p.device)
         ]
+        # Ours by number; by name when the device node is gone.
+        devs = {dev} if dev is not None else set()
+        devs |= {m.dev for m in targets if m.point == self._point and m.source == p.device}
         if not targets:
-            return ActionResult(Outcome.OK, "not mounted")
+            return await self._released(devs, "not mounted")
         if any(m.point == self._point for m in targets):
             # Mounts below ours keep it busy: they go first (last mounted, first unmounted).
             below = self._point + "/"
@@ -636,7 +669,19 @@ class VolumeResource:
                 return ActionResult(Outcome.FAILED, failure)
             done.append(m.point)
         took = time.monotonic() - began
-        return ActionResult(Outcome.OK, f"unmounted {', '.join(done)} in {took * 1000:.0f} ms")
+        return await self._released(devs, f"unmounted {', '.join(done)} in {took * 1000:.0f} ms")
+
+    async def _released(self, devs: Collection[int], detail: str) -> ActionResult:
+        """OK with detail, unless another mount namespace here still mounts the volume."""
+        left = await asyncio.to_thread(mounted_elsewhere, devs) if devs else []
+        if left:
+            return ActionResult(
+                Outcome.FAILED,
+                f"{detail}, but {self.params.device} is still mounted in another mount "
+                f"namespace of this node: {'; '.join(left)}; it stays in use here, so it is "
+                "not released",
+            )
+        return ActionResult(Outcome.OK, detail)
 
     async def _unmount(self, mount: Mount, deadline: float) -> str | None:
         """Unmount one mount, stopping what holds it; None when done, else why not."""
