@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hotstandby.agent.resources.volume import Holder, find_holders, lineage
+from hotstandby.agent.resources.volume import Holder, find_holders, lineage, mounted_elsewhere
 
 
 def _stat_line(pid: int, command: str, state: str, ppid: int, start: int) -> str:
@@ -82,3 +82,22 @@ def test_lineage_is_this_process_and_its_ancestors(tmp_path: Path) -> None:
     _fake_process(proc, 30, "agent", ppid=20)
     _fake_process(proc, 40, "sibling", ppid=20)
     assert lineage(30, proc) == {30, 20, 10}
+
+
+def test_mount_namespaces_still_mounting_the_device(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    line = "40 22 7:3 / /srv/data rw,relatime - ext4 /dev/loop3 rw\n"
+    root = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+    for pid, namespace, table in [
+        (10, "mnt:[1]", root),  # the node's own, already unmounted
+        (20, "mnt:[2]", root + line),  # a copy that kept the volume
+        (21, "mnt:[2]", root + line),  # the same namespace again: named once
+        (30, "mnt:[3]", root),
+    ]:
+        entry = _fake_process(proc, pid, f"p{pid}")
+        (entry / "ns").mkdir()
+        (entry / "ns" / "mnt").symlink_to(namespace)
+        (entry / "mountinfo").write_text(table)
+    _fake_process(proc, 40, "zombie", state="Z")  # no ns link: skipped
+    assert mounted_elsewhere({os.makedev(7, 3)}, proc) == ["20 (p20) on /srv/data"]
+    assert mounted_elsewhere({os.makedev(7, 4)}, proc) == []

@@ -390,9 +390,8 @@ def mounted_elsewhere(devs: Collection[int], proc: Path = Path("/proc")) -> list
     """
     seen: set[str] = set()
     found: list[str] = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+    pids = sorted(int(e.name) for e in proc.iterdir() if e.name.isdigit())
+    for entry in (proc / str(pid) for pid in pids):
         try:
             namespace = os.readlink(entry / "ns" / "mnt")
             if namespace in seen:
