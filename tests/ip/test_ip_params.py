@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hotstandby.agent.resources import IpResource, build_resources
+from hotstandby.agent.resources import KINDS, IpResource, build_resources
 from hotstandby.agent.resources.ip import FloatingAddress, IpParams, parse_params
 from hotstandby.config import load
 from hotstandby.config.reader import freeze
@@ -151,10 +151,11 @@ def test_build_resources_refuses_kinds_not_built_yet() -> None:
     ip = Resource(
         "vip", ResourceKind.IP, MappingProxyType({"address": "192.0.2.10", "interface": "e"})
     )
-    volume = Resource("x", ResourceKind.VOLUME)
+    # Any kind without an adapter yet: the list shrinks as kinds get theirs.
+    waiting = next(k for k in ResourceKind if k not in KINDS)
     with pytest.raises(ValueError) as caught:
-        build_resources(cluster_with(ip, volume), "a")
-    assert str(caught.value) == "resource 'x': kind 'volume' is not supported yet"
+        build_resources(cluster_with(ip, Resource("x", waiting)), "a")
+    assert str(caught.value) == f"resource 'x': kind {waiting.value!r} is not supported yet"
 
 
 def test_build_resources_passes_param_errors_on() -> None:

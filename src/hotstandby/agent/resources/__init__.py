@@ -15,9 +15,19 @@ from hotstandby.agent.ports import ResourceAdapter, StepReport, ignore_steps
 from hotstandby.agent.resources import ocf, service
 from hotstandby.agent.resources.ip import IpResource, parse_params
 from hotstandby.agent.resources.params import ParamError
+from hotstandby.agent.resources.volume import VolumeResource, find_host_risks
+from hotstandby.agent.resources.volume import parse_params as parse_volume_params
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
 
-__all__ = ["IpResource", "Kind", "ParamError", "build_resources", "host_risks", "validate"]
+__all__ = [
+    "IpResource",
+    "Kind",
+    "ParamError",
+    "VolumeResource",
+    "build_resources",
+    "host_risks",
+    "validate",
+]
 
 
 def _no_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]:
@@ -54,12 +64,36 @@ def _build_ocf(resource: Resource, node: str, report: StepReport) -> ResourceAda
     return ocf.OcfResource(resource, ocf.parse_params(resource, node), node)
 
 
+def _parse_volume(resource: Resource, node: str) -> object:
+    return parse_volume_params(resource.name, resource.params, node, resource.stop_timeout)
+
+
+def _build_volume(resource: Resource, node: str, report: StepReport) -> ResourceAdapter:
+    params = parse_volume_params(resource.name, resource.params, node, resource.stop_timeout)
+    return VolumeResource(
+        resource.name,
+        params,
+        report,
+        start_timeout=resource.start_timeout,
+        stop_timeout=resource.stop_timeout,
+    )
+
+
+def _volume_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]:
+    try:
+        params = parse_volume_params(resource.name, resource.params, node, resource.stop_timeout)
+    except ParamError:
+        return []  # reported as an error by validate already
+    return find_host_risks(params)
+
+
 KINDS: dict[ResourceKind, Kind] = {
     ResourceKind.IP: Kind(parse=_parse_ip, build=_build_ip),
     ResourceKind.SERVICE: Kind(
         parse=service.parse_params, build=_build_service, host_risks=service.host_risks
     ),
     ResourceKind.OCF: Kind(parse=ocf.parse_params, build=_build_ocf, host_risks=ocf.host_risks),
+    ResourceKind.VOLUME: Kind(parse=_parse_volume, build=_build_volume, host_risks=_volume_risks),
 }
 
 
