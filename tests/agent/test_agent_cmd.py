@@ -130,7 +130,7 @@ def test_the_daemon_loads_neither_the_simulator_nor_the_lab() -> None:
         "from hotstandby.cli import build_parser\n"
         "build_parser('agent')\n"
         "print(sorted(m for m in sys.modules if m.startswith(('hotstandby.sim', "
-        "'hotstandby.lab', 'hotstandby.demo', 'pyroute2'))))\n"
+        "'hotstandby.lab', 'hotstandby.demo', 'pyroute2', 'smtplib', 'urllib.request'))))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

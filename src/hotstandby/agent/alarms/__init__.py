@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from hotstandby.agent.alarms.alarm import Alarm, Channel, DeliveryError, Filter
 from hotstandby.agent.alarms.config import (
-    KINDS,
     AlarmConfigError,
     ChannelSpec,
+    channel_kind,
     parse_channels,
     validate,
 )
@@ -36,6 +36,7 @@ def build_dispatcher(
 ) -> Dispatcher:
     """A dispatcher for the configured channels of `node`."""
     channels = [
-        (spec, KINDS[spec.kind].build(spec.params, cluster, node, spec.timeout)) for spec in specs
+        (spec, channel_kind(spec.kind).build(spec.params, cluster, node, spec.timeout))
+        for spec in specs
     ]
     return Dispatcher(channels, record)

@@ -15,11 +15,12 @@ and `hotstandby check` points at the line holding it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from hotstandby.agent.alarms import command, smtp, syslog, webhook
 from hotstandby.agent.alarms.alarm import ALARM_KINDS, Channel, Filter
 from hotstandby.agent.resources.params import ParamError, ParamReader
 from hotstandby.core.cluster import Cluster
@@ -41,12 +42,22 @@ class ChannelKind:
     build: Callable[[Any, str, str, float], Channel]
 
 
-KINDS: dict[str, ChannelKind] = {
-    "command": ChannelKind(command.KEYS, command.parse, command.build),
-    "webhook": ChannelKind(webhook.KEYS, webhook.parse, webhook.build),
-    "email": ChannelKind(smtp.KEYS, smtp.parse, smtp.build),
-    "syslog": ChannelKind(syslog.KEYS, syslog.parse, syslog.build),
+# Channel kind -> the module implementing it (KEYS, parse, build). A module is imported
+# only when a channel of its kind is configured: the agent locks its memory, and smtplib
+# or urllib.request with their dependencies would otherwise be resident for nothing.
+MODULES: dict[str, str] = {
+    "command": "command",
+    "webhook": "webhook",
+    "email": "smtp",
+    "syslog": "syslog",
 }
+
+
+@cache
+def channel_kind(kind: str) -> ChannelKind:
+    """How to read and build channels of `kind` (one of MODULES)."""
+    module = importlib.import_module(f"hotstandby.agent.alarms.{MODULES[kind]}")
+    return ChannelKind(module.KEYS, module.parse, module.build)
 
 
 @dataclass(frozen=True)
@@ -93,13 +104,13 @@ def parse_channel(index: int, name: str, raw: Mapping[str, Any]) -> ChannelSpec:
     """One [[alarm]] table, validated; AlarmConfigError names the alarm and the key."""
     try:
         kind = raw.get("kind")
-        if kind not in KINDS:
-            choices = " | ".join(f'"{k}"' for k in KINDS)
+        if kind not in MODULES:
+            choices = " | ".join(f'"{k}"' for k in MODULES)
             reader = ParamReader(name, "?", {}, frozenset(), noun="alarm")
             if kind is None:
                 raise reader.missing("kind", choices)
             raise reader.error("kind", choices, kind)
-        channel = KINDS[kind]
+        channel = channel_kind(kind)
         r = ParamReader(name, kind, raw, COMMON_KEYS | channel.keys, noun="alarm")
         r.string("name", name)
         severity = r.string("min_severity", "info")
