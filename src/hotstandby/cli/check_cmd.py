@@ -153,6 +153,7 @@ def _report_json(
             "links": [{"name": link.name, "kind": link.kind.value} for link in cluster.links],
             "resources": [{"name": r.name, "kind": r.kind.value} for r in cluster.resources],
             "arbitration": cluster.arbitration.mode.value,
+            "http": _http_json(cluster),
         },
         "budget": {
             "total_seconds": report.total,
@@ -164,6 +165,28 @@ def _report_json(
             {"line": line, "key": format_key(r.key), "message": r.message} for line, r in warnings
         ],
     }
+
+
+def _http_json(cluster: Cluster) -> dict[str, Any] | None:
+    http = cluster.http
+    if http is None:
+        return None
+    return {"listen": dict(http.listen), "token_file": http.token_file, "metrics": http.metrics}
+
+
+def _http_text(cluster: Cluster) -> str:
+    """The HTTP interface in one line: where each node serves, actions, metrics."""
+    http = cluster.http
+    if http is None:
+        return "off (no [http] table)"
+    where = ", ".join(f"{node} http://{addr}/" for node, addr in http.listen.items())
+    actions = (
+        f"actions with the token in {http.token_file}"
+        if http.token_file
+        else "read-only (no token_file)"
+    )
+    metrics = "/metrics on" if http.metrics else "/metrics off"
+    return f"{where}; {actions}; {metrics}"
 
 
 def _report_text(
@@ -183,6 +206,7 @@ def _report_text(
         f"  links: {links}",
         f"  arbitration: {cluster.arbitration.mode.value}",
         f"  timers: {timers}",
+        f"  http: {_http_text(cluster)}",
         "",
         "Worst-case takeover, from the active's death to the standby's services up:",
     ]
