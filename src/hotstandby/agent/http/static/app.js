@@ -83,7 +83,7 @@ function drawDiagram() {
   const s = state.status;
   if (!s) return;
   const kinds = Object.fromEntries((state.info?.links || []).map((l) => [l.name, l.kind]));
-  const W = 1000, BW = 280, GAP = 50, LINK_H = 58;
+  const W = 1000, BW = 270, GAP = 50, LINK_H = 58;
   const peers = s.peers;
   const heights = peers.map((p) => Math.max(170, 50 + Object.keys(p.links).length * LINK_H));
   const total = Math.max(170, heights.reduce((a, b) => a + b, 0) + GAP * (peers.length - 1));
@@ -91,8 +91,9 @@ function drawDiagram() {
   svg.replaceChildren();
 
   const running = s.resources.filter((r) => r.state === "running").map((r) => r.name);
+  const priority = Object.fromEntries((state.info?.nodes || []).map((n) => [n.name, n.priority]));
   const localLines = [
-    `epoch ${s.epoch}`,
+    `epoch ${s.epoch} · priority ${priority[s.node] ?? "?"}`,
     running.length ? `holds ${running.join(", ")}` : "holds nothing",
   ];
   if (s.offline) localLines.push("offline (standby by request)");
@@ -107,7 +108,8 @@ function drawDiagram() {
     names.forEach((name, j) => {
       const link = peer.links[name];
       const ly = y + (h / (names.length + 1)) * (j + 1);
-      const fy = localY + 40 + ((170 - 60) / (names.length + 1)) * (j + 1);
+      // One peer: straight lines; more: each peer's links fan out from this node's box.
+      const fy = peers.length === 1 ? ly : localY + 40 + ((170 - 60) / (names.length + 1)) * (j + 1);
       const cls = `link-line ${link.state}`;
       const colour = `var(--${link.state === "late" ? "late" : link.state})`;
       const x1 = lx + BW, x2 = px;
@@ -116,23 +118,30 @@ function drawDiagram() {
         class: cls, stroke: colour, fill: "none", "data-link": name, "data-state": link.state,
       }));
       const mx = (x1 + x2) / 2, my = (fy + ly) / 2;
-      const figures = [link.state];
-      if (link.loss !== null && link.loss !== undefined) figures.push(`loss ${(link.loss * 100).toFixed(link.loss < 0.1 ? 1 : 0)}%`);
-      if (link.round_trip !== null && link.round_trip !== undefined) figures.push(`rtt ${(link.round_trip * 1000).toFixed(2)} ms`);
-      if (link.state === "down" && link.last_seen_ago !== null) figures.push(`silent ${span(link.last_seen_ago)}`);
-      const text = figures.join(" · ");
-      const bw = Math.max(120, text.length * 6.6 + 20);
-      svg.append(el("svg:rect", { x: mx - bw / 2, y: my - 22, width: bw, height: 40, rx: 8, class: "link-label-bg", stroke: colour, "stroke-width": 1.5 }));
-      const title = el("svg:text", { x: mx, y: my - 5, "text-anchor": "middle" });
+      const figures = [link.state === "unknown" ? "not heard yet" : link.state];
+      if (link.state === "down") {
+        if (link.last_seen_ago !== null && link.last_seen_ago !== undefined) figures.push(`silent ${span(link.last_seen_ago)}`);
+      } else {
+        if (link.loss !== null && link.loss !== undefined) figures.push(`loss ${(link.loss * 100).toFixed(link.loss < 0.1 ? 1 : 0)}%`);
+        if (link.round_trip !== null && link.round_trip !== undefined) figures.push(`rtt ${(link.round_trip * 1000).toFixed(2)} ms`);
+      }
+      const label = el("svg:g", { class: "link-label" });
+      const title = el("svg:text", { x: mx, y: my - 4, "text-anchor": "middle" });
       title.append(el("svg:tspan", { class: "link-name", text: name }));
       if (kinds[name]) title.append(el("svg:tspan", { class: "link-kind", dx: 6, text: kinds[name] }));
-      svg.append(title);
-      svg.append(el("svg:text", { x: mx, y: my + 11, "text-anchor": "middle", class: "link-figures", text }));
+      const detail = el("svg:text", { x: mx, y: my + 12, "text-anchor": "middle", class: "link-figures", text: figures.join(" · ") });
+      label.append(title, detail);
+      svg.append(label);
+      // Sized to the text as drawn, so the line shows on both sides of every label.
+      const bw = Math.max(title.getComputedTextLength(), detail.getComputedTextLength()) + 22;
+      label.prepend(el("svg:rect", { x: mx - bw / 2, y: my - 21, width: bw, height: 40, rx: 8, class: "link-label-bg", stroke: colour, "stroke-width": 1.5 }));
     });
     const role = peerRole(peer);
+    // A peer not heard keeps its last known state, said as such.
+    const known = role === "lost" && peer.epoch !== null ? "last known: " : "";
     const lines = [
-      peer.epoch === null ? "epoch –" : `epoch ${peer.epoch}`,
-      peer.holds === null ? "holds: unknown" : (peer.holds ? "holds the group" : "holds nothing"),
+      peer.epoch === null ? "epoch unknown" : `${known}epoch ${peer.epoch}${known ? "" : ` · priority ${priority[peer.name] ?? "?"}`}`,
+      peer.holds === null ? "holds: unknown" : `${known}${peer.holds ? "holds the group" : "holds nothing"}`,
       peer.last_heard_ago === null ? "never heard" : `heard ${span(peer.last_heard_ago)} ago`,
     ];
     svg.append(nodeBox(px, y + (h - 170) / 2, BW, 170, { name: peer.name, role, tag: "peer", lines }));
