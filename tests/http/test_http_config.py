@@ -115,3 +115,23 @@ def test_check_shows_the_http_interface(tmp_path: Path) -> None:
     out = io.StringIO()
     check(str(path), as_json=False, out=out, err=err)
     assert "  http: off (no [http] table)" in out.getvalue()
+
+
+def test_check_warns_of_a_token_file_this_node_cannot_use(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    http = f'[http]\nlisten = "192.0.2.1:8080"\ntoken_file = "{token}"\n'
+    path = tmp_path / "c.toml"
+    path.write_text(HEARTBEAT_ONLY.read_text() + http)
+    out, err = io.StringIO(), io.StringIO()
+    assert check(str(path), as_json=False, out=out, err=err, node="alpha") == 0
+    text = " ".join(out.getvalue().split())
+    line = line_with(path.read_text(), "token_file =")
+    assert f"WARNING: {path}:{line}: http.token_file:" in text
+    # (The long path may be wrapped at a hyphen.)
+    assert "on alpha: token file /" in text
+    assert "token: cannot be opened: No such file or directory; the agent refuses" in text
+    token.write_text("a-good-long-token-value\n")
+    token.chmod(0o600)
+    out = io.StringIO()
+    check(str(path), as_json=False, out=out, err=err, node="alpha")
+    assert "http.token_file" not in out.getvalue()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,10 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hotstandby.agent.http.plan import plan_http
+from hotstandby.agent.http import routes
+from hotstandby.agent.http.plan import HttpPlan, plan_http
 from hotstandby.agent.http.server import HttpServer
 from hotstandby.agent.http.token import TokenError, load_token
 from hotstandby.agent.status import snapshot
+from hotstandby.cli.agent_cmd import _start_http
 from hotstandby.config import load_text
 from hotstandby.core.messages import Role
 
@@ -199,10 +200,9 @@ def test_slow_and_idle_clients_do_not_hold_up_others(tmp_path: Path) -> None:
                 writer.write(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")  # never finished
                 slow.append((reader, writer))
             idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
-            began = time.monotonic()
-            async with client.get("/api/status") as r:
+            # Answered while every slow request is still open.
+            async with asyncio.timeout(10), client.get("/api/status") as r:
                 assert r.status == 200
-            assert time.monotonic() - began < 2.0
             # A connection that never sends a request is closed once idle.
             assert await asyncio.wait_for(idle_reader.read(), 5) == b""
             idle_writer.close()
@@ -216,9 +216,49 @@ def test_slow_and_idle_clients_do_not_hold_up_others(tmp_path: Path) -> None:
                 w.close()
             # A body over the limit is refused before the action runs.
             headers = {"Authorization": "Bearer " + TOKEN.decode()}
-            async with client.post("/api/standby", headers=headers, data=b"x" * 20_000) as r:
-                assert r.status == 413
+            answer: int | None = None
+            try:
+                async with client.post("/api/standby", headers=headers, data=b"x" * 20_000) as r:
+                    answer = r.status
+            except aiohttp.ClientError:
+                pass  # the server answered and closed while the body was still being sent
+            assert answer in (413, None)
             assert p.alpha.role is Role.ACTIVE
+
+    drive(tmp_path, main)
+
+
+def test_event_streams_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routes, "MAX_STREAMS", 1)
+
+    async def body(p: Pair, client: aiohttp.ClientSession) -> None:
+        async with client.get("/api/events/stream") as first:
+            assert first.status == 200
+            await first.content.readline()
+            async with client.get("/api/events/stream") as second:
+                assert second.status == 503
+                assert second.headers["Retry-After"] == "5"
+
+    run(tmp_path, body)
+
+
+def test_the_agent_starts_its_http_interface_or_runs_without_it(tmp_path: Path) -> None:
+    async def main(p: Pair) -> None:
+        await p.settled()
+        server = await _start_http(p.alpha.agent, HttpPlan("127.0.0.1", 0, None, True))
+        assert isinstance(server, HttpServer)
+        try:
+            port = server.bound_port
+            async with (
+                aiohttp.ClientSession() as client,
+                client.get(f"http://127.0.0.1:{port}/metrics") as r,
+            ):
+                assert r.status == 200
+        finally:
+            await server.close()
+        # An address this machine does not have: logged, and the agent runs on without it.
+        assert await _start_http(p.alpha.agent, HttpPlan("192.0.2.254", 1, None, True)) is None
+        assert await _start_http(p.alpha.agent, None) is None
 
     drive(tmp_path, main)
 

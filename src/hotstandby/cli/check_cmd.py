@@ -14,6 +14,7 @@ import textwrap
 from typing import Any, TextIO
 
 from hotstandby.agent.fence import FenceConfigError, parse_methods
+from hotstandby.agent.http.token import TokenError, load_token
 from hotstandby.agent.resources import KINDS, host_risks, validate
 from hotstandby.config.budget import (
     Budget,
@@ -80,7 +81,7 @@ def check(path: str, *, as_json: bool, out: TextIO, err: TextIO, node: str | Non
         for line in bad:
             print(line, file=err)
         return EXIT_BAD_FILE
-    found = list(risks(cluster)) + _resource_risks(cluster, node)
+    found = list(risks(cluster)) + _resource_risks(cluster, node) + _http_risks(cluster, node)
     warnings = [(line_of(text, r.key), r) for r in found]
     report = takeover_budget(cluster)
     if as_json:
@@ -124,6 +125,19 @@ def _resource_risks(cluster: Cluster, node: str | None) -> list[Risk]:
             where = _resource_key(cluster, resource.name, key)
             found.append(Risk(where, f"on {here}: resource {resource.name!r}: {message}"))
     return found
+
+
+def _http_risks(cluster: Cluster, node: str | None) -> list[Risk]:
+    """A token file this node's agent could not use: it would refuse to start."""
+    http = cluster.http
+    here = node or socket.gethostname()
+    if http is None or http.token_file is None or here not in http.listen:
+        return []
+    try:
+        load_token(http.token_file)
+    except TokenError as error:
+        return [Risk(("http", "token_file"), f"on {here}: {error}; the agent refuses to start")]
+    return []
 
 
 def _error_json(path: str, error: ConfigError) -> dict[str, Any]:
