@@ -136,6 +136,7 @@ class Agent:
         self.guards = {link.name: ReplayGuard() for link in adapters.links}
         self.stats = {link.name: link.stats for link in adapters.links}
         self.quality = LinkQuality()
+        self.counters = AgentCounters()  # for the metrics
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self.followers: list[asyncio.Queue[Record]] = []
         self.replies: dict[str, asyncio.Future[Reply]] = {}
@@ -145,7 +146,6 @@ class Agent:
         self.on_step: list[Callable[[], None]] = []  # e.g. systemd notify, watchdog pet
         self._admin_counter = 0
         self.stored = StoredState()
-        self.counters = AgentCounters()  # for the metrics
 
     # ------------------------------------------------------------ running
 
