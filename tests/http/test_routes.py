@@ -13,9 +13,12 @@ import aiohttp
 import pytest
 
 from hotstandby.agent.http import routes
+from hotstandby.agent.http import server as server_module
+from hotstandby.agent.http.app import Request, Response, Router, json_response
 from hotstandby.agent.http.plan import HttpPlan, plan_http
 from hotstandby.agent.http.server import HttpServer
 from hotstandby.agent.http.token import TokenError, load_token
+from hotstandby.agent.loop import Agent
 from hotstandby.agent.status import snapshot
 from hotstandby.cli.agent_cmd import _start_http
 from hotstandby.config import load_text
@@ -38,6 +41,14 @@ async def serving(
             yield f"http://127.0.0.1:{server.bound_port}", client
     finally:
         await server.close()
+
+
+async def closed_unanswered(reader: asyncio.StreamReader) -> bool:
+    """Whether the server closed the connection without a word (an RST counts)."""
+    try:
+        return await asyncio.wait_for(reader.read(), 5) == b""
+    except ConnectionResetError:
+        return True
 
 
 def run(tmp_path: Path, body: Callable[[Pair, aiohttp.ClientSession], Awaitable[None]]) -> None:
@@ -204,7 +215,7 @@ def test_slow_and_idle_clients_do_not_hold_up_others(tmp_path: Path) -> None:
             async with asyncio.timeout(10), client.get("/api/status") as r:
                 assert r.status == 200
             # A connection that never sends a request is closed once idle.
-            assert await asyncio.wait_for(idle_reader.read(), 5) == b""
+            assert await closed_unanswered(idle_reader)
             idle_writer.close()
             # An oversized request line is refused, not buffered.
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -259,6 +270,55 @@ def test_the_agent_starts_its_http_interface_or_runs_without_it(tmp_path: Path) 
         # An address this machine does not have: logged, and the agent runs on without it.
         assert await _start_http(p.alpha.agent, HttpPlan("192.0.2.254", 1, None, True)) is None
         assert await _start_http(p.alpha.agent, None) is None
+
+    drive(tmp_path, main)
+
+
+def test_more_routes_join_and_a_failing_handler_answers_500(tmp_path: Path) -> None:
+    async def healthy(request: Request) -> Response:
+        return json_response({"primary": request.params.get("what") == "primary"})
+
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    def add(router: Router, agent: Agent) -> None:
+        router.add("GET", "/health/{what}", healthy)
+        router.add("GET", "/broken", broken)
+
+    async def main(p: Pair) -> None:
+        await p.settled()
+        async with serving(p, extra=[add]) as (_, client):
+            async with client.get("/health/primary") as r:
+                assert (r.status, await r.json()) == (200, {"primary": True})
+            async with client.get("/health/a/b") as r:
+                assert r.status == 404
+            async with client.get("/broken") as r:
+                assert r.status == 500
+            async with client.post("/api/status") as r:
+                assert r.status == 401  # no route says so before the token does
+            async with client.put("/api/status") as r:
+                assert r.status == 405
+            async with client.get("/api/status") as r:
+                assert r.status == 200  # the server carries on
+
+    drive(tmp_path, main)
+
+
+def test_connections_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
+
+    async def main(p: Pair) -> None:
+        await p.settled()
+        async with serving(p) as (url, _):
+            port = int(url.rsplit(":", 1)[1])
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+            await p.until(lambda: True, "a step")  # let the server take them in
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert await closed_unanswered(reader)
+            writer.close()
+            for _, w in held:
+                w.close()
 
     drive(tmp_path, main)
 

@@ -3,9 +3,9 @@
 Off unless the configuration's [http] table gives this node a listen address. Reading
 needs nothing; actions (switchover, standby, ...) need `Authorization: Bearer TOKEN`
 with the token from the root-only `token_file`. More routes (health checks, ...) join
-through `server.build_app(..., extra=[...])`.
+through `HttpServer(..., extra=[add])`, where `add(router, agent)` calls `router.add`.
 
-Modules: `plan` (what to serve, from the configuration; no web imports, so an agent
-without [http] never loads the web stack), `server` (aiohttp), `routes`, `token`,
-and the page's files in `static/`.
+Modules: `plan` (what to serve, from the configuration), `server` (HTTP/1.1 on asyncio
+streams with h11), `app` (requests, responses, the router), `routes`, `token`, and the
+page's files in `static/`.
 """

@@ -13,15 +13,21 @@ POST /api/ACTION            switchover, standby, online, maintenance_on, mainten
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry
-
+from hotstandby.agent.http.app import (
+    Handler,
+    Request,
+    Response,
+    Router,
+    Send,
+    Stream,
+    json_response,
+    text_response,
+)
 from hotstandby.agent.http.token import token_matches
 from hotstandby.agent.metrics import CONTENT_TYPE, exposition, registry_for
 from hotstandby.agent.status import snapshot
@@ -29,11 +35,6 @@ from hotstandby.core.messages import AdminAction
 
 if TYPE_CHECKING:
     from hotstandby.agent.loop import Agent, Record
-
-AGENT: web.AppKey[Agent] = web.AppKey("agent")
-TOKEN: web.AppKey[bytes | None] = web.AppKey("token")
-STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("streams")
-METRICS: web.AppKey[CollectorRegistry] = web.AppKey("metrics")
 
 MAX_STREAMS = 32
 # A stream whose client reads slower than records arrive is ended past this backlog;
@@ -56,166 +57,141 @@ ACTIONS = {
 }
 
 _STATIC = {
-    "/": ("index.html", "text/html"),
-    "/app.js": ("app.js", "text/javascript"),
-    "/style.css": ("style.css", "text/css"),
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
+_BAD_BODY = 'the body is empty or {"target": "NODE"}'
 
 
-def add_routes(app: web.Application, *, metrics: bool) -> None:
-    """The page, the API, and /metrics when `metrics`."""
-    files = resources.files("hotstandby.agent.http") / "static"
-    for path, (name, kind) in _STATIC.items():
-        app.router.add_get(path, _static((files / name).read_bytes(), kind))
-    app.router.add_get("/api/info", info)
-    app.router.add_get("/api/status", status)
-    app.router.add_get("/api/events", events)
-    app.router.add_get("/api/events/stream", stream)
-    if metrics:
-        app[METRICS] = registry_for(app[AGENT])
-        app.router.add_get("/metrics", scrape)
-    app.router.add_post("/api/{action}", action)
+class Routes:
+    """The handlers of one agent's interface."""
+
+    def __init__(self, agent: Agent, token: bytes | None, *, metrics: bool = True) -> None:
+        self.agent = agent
+        self.token = token
+        self.registry = registry_for(agent) if metrics else None
+        self.streams = 0
+
+    def add_to(self, router: Router) -> None:
+        """Register every route."""
+        files = resources.files("hotstandby.agent.http") / "static"
+        for path, (name, kind) in _STATIC.items():
+            router.add("GET", path, _static(Response(200, (files / name).read_bytes(), kind)))
+        router.add("GET", "/api/info", self.info)
+        router.add("GET", "/api/status", self.status)
+        router.add("GET", "/api/events", self.events)
+        router.add("GET", "/api/events/stream", self.stream)
+        if self.registry is not None:
+            router.add("GET", "/metrics", self.scrape)
+        router.add("POST", "/api/{action}", self.action)
+
+    async def info(self, request: Request) -> Response:
+        """What the page draws before any state: the configured nodes, links and resources."""
+        agent, cluster = self.agent, self.agent.cluster
+        return json_response(
+            {
+                "cluster": cluster.name,
+                "node": agent.node,
+                "nodes": [{"name": n.name, "priority": n.priority} for n in cluster.nodes],
+                "links": [{"name": k.name, "kind": k.kind.value} for k in cluster.links],
+                "resources": [{"name": r.name, "kind": r.kind.value} for r in cluster.resources],
+                "arbitration": cluster.arbitration.mode.value,
+                "actions": self.token is not None,
+                "started_at": agent.started_at,
+            }
+        )
+
+    async def status(self, request: Request) -> Response:
+        """The status snapshot, and the wall clock it was taken at."""
+        return json_response({**snapshot(self.agent, self.agent.clock()), "at": time.time()})
+
+    async def events(self, request: Request) -> Response:
+        """The newest `limit` records, oldest first; only those after `since` when given."""
+        try:
+            limit = int(request.query.get("limit", "200"))
+            since = float(request.query.get("since", "-inf"))
+        except ValueError:
+            return text_response(400, "limit is a whole number, since a UNIX time")
+        if not 0 <= limit <= MAX_LIMIT:
+            return text_response(400, f"limit is from 0 to {MAX_LIMIT}")
+        records = [r for r in self.agent.history if r.at > since]
+        chosen = records[len(records) - limit :] if limit else []
+        return json_response({"events": [r.as_json() for r in chosen]})
+
+    async def stream(self, request: Request) -> Response | Stream:
+        """Every new history record as a server-sent event, until the client goes away."""
+        if self.streams >= MAX_STREAMS:
+            return text_response(503, "too many event streams", (("Retry-After", "5"),))
+        self.streams += 1  # counted from here, so a burst of requests cannot pass the cap
+        return Stream(self._follow, "text/event-stream")
+
+    async def _follow(self, send: Send) -> None:
+        queue: asyncio.Queue[Record] = asyncio.Queue()
+        self.agent.followers.append(queue)
+        try:
+            await send(b"retry: 2000\n: hotstandby events\n\n")
+            while queue.qsize() <= MAX_BACKLOG:
+                try:
+                    async with asyncio.timeout(KEEPALIVE):
+                        record = await queue.get()
+                except TimeoutError:
+                    await send(b": keepalive\n\n")
+                    continue
+                data = json.dumps(record.as_json(), separators=(",", ":"))
+                await send(f"data: {data}\n\n".encode())
+        finally:
+            self.agent.followers.remove(queue)
+            self.streams -= 1
+
+    async def scrape(self, request: Request) -> Response:
+        """The Prometheus exposition, collected now."""
+        assert self.registry is not None
+        return Response(200, exposition(self.registry), CONTENT_TYPE)
+
+    async def action(self, request: Request) -> Response:
+        """An operator's request, with the token; 401 without it, 403 with a wrong one."""
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            return text_response(
+                401,
+                "actions need Authorization: Bearer TOKEN",
+                (("WWW-Authenticate", 'Bearer realm="hotstandby"'),),
+            )
+        if self.token is None:
+            return text_response(403, "actions are off: the configuration names no token_file")
+        if not token_matches(credentials.strip(), self.token):
+            return text_response(403, "wrong token")
+        name = request.params["action"]
+        chosen = ACTIONS.get(name)
+        if chosen is None:
+            return text_response(404, f"no action {name!r}; one of: {', '.join(ACTIONS)}")
+        target = _target(request.body)
+        if isinstance(target, Response):
+            return target
+        try:
+            reply = await self.agent.admin(chosen, target)
+        except TimeoutError:
+            return json_response({"ok": False, "message": "the agent did not answer in time"}, 504)
+        return json_response({"ok": reply.ok, "message": reply.message}, 200 if reply.ok else 409)
 
 
-def _static(body: bytes, kind: str) -> Any:
-    async def serve(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type=kind, charset="utf-8")
+def _static(response: Response) -> Handler:
+    async def serve(request: Request) -> Response:
+        return response
 
     return serve
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
-async def info(request: web.Request) -> web.Response:
-    """What the page draws before any state: the configured nodes, links and resources."""
-    agent = request.app[AGENT]
-    cluster = agent.cluster
-    return _json(
-        {
-            "cluster": cluster.name,
-            "node": agent.node,
-            "nodes": [{"name": n.name, "priority": n.priority} for n in cluster.nodes],
-            "links": [{"name": link.name, "kind": link.kind.value} for link in cluster.links],
-            "resources": [{"name": r.name, "kind": r.kind.value} for r in cluster.resources],
-            "arbitration": cluster.arbitration.mode.value,
-            "actions": request.app[TOKEN] is not None,
-            "started_at": agent.started_at,
-        }
-    )
-
-
-async def status(request: web.Request) -> web.Response:
-    """The status snapshot, and the wall clock it was taken at."""
-    agent = request.app[AGENT]
-    return _json({**snapshot(agent, agent.clock()), "at": time.time()})
-
-
-async def events(request: web.Request) -> web.Response:
-    """The newest `limit` records, oldest first; only those after `since` when given."""
-    try:
-        limit = int(request.query.get("limit", "200"))
-        since = float(request.query.get("since", "-inf"))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit is a whole number, since a UNIX time") from None
-    if not 0 <= limit <= MAX_LIMIT:
-        raise web.HTTPBadRequest(text=f"limit is from 0 to {MAX_LIMIT}")
-    records = [r for r in request.app[AGENT].history if r.at > since]
-    chosen = records[len(records) - limit :] if limit else []
-    return _json({"events": [r.as_json() for r in chosen]})
-
-
-async def stream(request: web.Request) -> web.StreamResponse:
-    """Every new history record as a server-sent event, until the client goes away."""
-    streams = request.app[STREAMS]
-    if len(streams) >= MAX_STREAMS:
-        raise web.HTTPServiceUnavailable(
-            text="too many event streams", headers={"Retry-After": "5"}
-        )
-    agent = request.app[AGENT]
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    queue: asyncio.Queue[Record] = asyncio.Queue()
-    agent.followers.append(queue)
-    task = asyncio.current_task()
-    assert task is not None
-    streams.add(task)
-    try:
-        await response.write(b"retry: 2000\n: hotstandby events\n\n")
-        while queue.qsize() <= MAX_BACKLOG:
-            try:
-                async with asyncio.timeout(KEEPALIVE):
-                    record = await queue.get()
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
-            data = json.dumps(record.as_json(), separators=(",", ":"))
-            await response.write(f"data: {data}\n\n".encode())
-    except ConnectionError:
-        pass  # the client left between two records
-    finally:
-        agent.followers.remove(queue)
-        streams.discard(task)
-    return response
-
-
-async def end_streams(app: web.Application) -> None:
-    """At shutdown: end the open event streams, which would otherwise never finish."""
-    streams = app[STREAMS]
-    tasks = list(streams)
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=1.0)
-
-
-async def scrape(request: web.Request) -> web.Response:
-    """The Prometheus exposition, collected now."""
-    body = exposition(request.app[METRICS])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-
-async def action(request: web.Request) -> web.Response:
-    """An operator's request, with the token; 401 without it, 403 with a wrong one."""
-    token = request.app[TOKEN]
-    given = request.headers.get("Authorization", "")
-    scheme, _, credentials = given.partition(" ")
-    if scheme.lower() != "bearer" or not credentials:
-        raise web.HTTPUnauthorized(
-            text="actions need Authorization: Bearer TOKEN",
-            headers={"WWW-Authenticate": 'Bearer realm="hotstandby"'},
-        )
-    if token is None:
-        raise web.HTTPForbidden(text="actions are off: the configuration names no token_file")
-    if not token_matches(credentials.strip(), token):
-        raise web.HTTPForbidden(text="wrong token")
-    name = request.match_info["action"]
-    chosen = ACTIONS.get(name)
-    if chosen is None:
-        raise web.HTTPNotFound(text=f"no action {name!r}; one of: {', '.join(ACTIONS)}")
-    target = await _target(request)
-    try:
-        reply = await request.app[AGENT].admin(chosen, target)
-    except TimeoutError:
-        return _json({"ok": False, "message": "the agent did not answer in time"}, 504)
-    return _json({"ok": reply.ok, "message": reply.message}, 200 if reply.ok else 409)
-
-
-async def _target(request: web.Request) -> str | None:
-    """The optional {"target": NAME} of the request body."""
-    if not request.can_read_body:
+def _target(body: bytes) -> str | Response | None:
+    """The optional {"target": NAME} of a request body, or the 400 answer."""
+    if not body.strip():
         return None
-    with contextlib.suppress(UnicodeDecodeError):
-        text = await request.text()
-        if not text.strip():
-            return None
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            target = body.get("target")
-            if target is None or isinstance(target, str):
-                return target
-    raise web.HTTPBadRequest(text='the body is empty or {"target": "NODE"}')
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return text_response(400, _BAD_BODY)
+    target = data.get("target") if isinstance(data, dict) else 0
+    if target is None or isinstance(target, str):
+        return target
+    return text_response(400, _BAD_BODY)
