@@ -123,12 +123,12 @@ class Routes:
         """Every new history record as a server-sent event, until the client goes away."""
         if self.streams >= MAX_STREAMS:
             return text_response(503, "too many event streams", (("Retry-After", "5"),))
-        self.streams += 1  # counted from here, so a burst of requests cannot pass the cap
         return Stream(self._follow, "text/event-stream")
 
     async def _follow(self, send: Send) -> None:
         queue: asyncio.Queue[Record] = asyncio.Queue()
         self.agent.followers.append(queue)
+        self.streams += 1
         try:
             await send(b"retry: 2000\n: hotstandby events\n\n")
             while queue.qsize() <= MAX_BACKLOG:
