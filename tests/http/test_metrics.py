@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,13 +30,6 @@ def scrape(agent: Agent) -> Samples:
 def value(samples: Samples, name: str, **labels: str) -> float:
     """One sample's value; KeyError naming it when absent."""
     return samples[(name, tuple(sorted(labels.items())))]
-
-
-@dataclass
-class Alarms:
-    """An alarm_stats as the alarm channels provide it."""
-
-    delivery_failures: Mapping[str, int] = field(default_factory=dict)
 
 
 def test_roles_links_resources_and_takeover(tmp_path: Path) -> None:
@@ -92,7 +83,9 @@ def test_resource_failures_and_alarm_delivery_failures(tmp_path: Path) -> None:
         await p.until(
             lambda: p.alpha.agent.counters.resource_failures["web"] == 1, "a monitor failure"
         )
-        p.alpha.agent.alarm_stats = Alarms({"mail": 3, "syslog": 0})  # type: ignore[attr-defined]
+        # As the alarm dispatcher publishes its channels in the agent's status sections.
+        channels = {"mail": {"kind": "email", "failed": 3}, "syslog": {"failed": 0}}
+        vars(p.alpha.agent)["status_sections"] = {"alarms": lambda: channels}
         samples = scrape(p.alpha.agent)
         assert value(samples, "hotstandby_resource_failures_total", resource="web") == 1
         assert value(samples, "hotstandby_resource_failures_total", resource="vip") == 0

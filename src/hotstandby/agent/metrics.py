@@ -2,15 +2,16 @@
 
 A custom collector: nothing is updated as events happen except the few counters the
 agent must keep anyway (`agent.counters`: takeovers and their durations, resource
-failures). Alarm channels report their delivery failures through `agent.alarm_stats`
-(an `AlarmStats`) when the agent has one; without it the metric has no samples.
+failures). Alarm delivery failures come from the alarm channels' status section
+(`agent.status_sections["alarms"]`) when the agent has alarm channels; without them the
+metric has no samples.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -30,15 +31,6 @@ if TYPE_CHECKING:
 # A late link (silent past the warn time) is still up: it goes down at the dead time.
 _ALIVE = (LinkState.UP, LinkState.LATE)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-class AlarmStats(Protocol):
-    """What an agent's alarm channels tell the metrics: failed deliveries per channel."""
-
-    @property
-    def delivery_failures(self) -> Mapping[str, int]:
-        """Channel name -> deliveries that failed since the agent started."""
-        ...
 
 
 class AgentCollector:
@@ -139,10 +131,8 @@ class AgentCollector:
             "Alarm deliveries that failed, per channel",
             labels=["channel"],
         )
-        stats: AlarmStats | None = getattr(agent, "alarm_stats", None)
-        if stats is not None:
-            for channel, count in sorted(stats.delivery_failures.items()):
-                alarms.add_metric([channel], count)
+        for channel, count in sorted(_alarm_failures(agent).items()):
+            alarms.add_metric([channel], count)
         yield alarms
         yield GaugeMetricFamily(
             "hotstandby_agent_uptime_seconds",
@@ -170,6 +160,24 @@ def _link_counters(agent: Agent) -> Iterator[Metric]:
         for reason, count in sorted(stats.dropped.items()):
             dropped.add_metric([link.name, reason], count)
     yield from (sent, received, dropped)
+
+
+def _alarm_failures(agent: Agent) -> dict[str, int]:
+    """Failed delivery attempts per alarm channel, from the agent's `alarms` status section.
+
+    The alarm dispatcher publishes `status_sections["alarms"]() -> {channel: {"failed": n,
+    ...}}`; an agent without alarm channels has no such section.
+    """
+    sections = getattr(agent, "status_sections", None) or {}
+    section = sections.get("alarms")
+    channels = section() if callable(section) else None
+    if not isinstance(channels, dict):
+        return {}
+    return {
+        str(name): int(stats.get("failed", 0))
+        for name, stats in channels.items()
+        if isinstance(stats, dict)
+    }
 
 
 def _bound(value: float) -> str:

@@ -179,6 +179,8 @@ function drawResources() {
     ? (everywhere ? `the group runs on ${s.node}` : (holders.length ? `the group runs on ${holders.join(", ")}` : "the group is not running here"))
     : "no resources configured";
   $("last-takeover").textContent = s.last_takeover ? `Last takeover by this node: ${s.last_takeover}` : "";
+  const channels = Object.entries(s.alarms || {}).map(([name, c]) => `${name} ${c.delivered ?? 0} sent${c.failed ? `, ${c.failed} failed` : ""}${c.pending ? `, ${c.pending} pending` : ""}`);
+  $("alarm-channels").textContent = channels.length ? `Alarm channels: ${channels.join(" · ")}` : "";
 }
 
 // ------------------------------------------------------------------ events and timelines
@@ -252,7 +254,11 @@ function timelines() {
     }
   }
   if (cur) out.push(cur);
-  return out.slice(-3).reverse();
+  // The agent's own timeline of a takeover (measured from the last heartbeat, with the
+  // fence and every start) replaces the one read off the role changes.
+  const given = out.filter((t) => t.given).map((t) => t.given.at);
+  const kept = out.filter((t) => t.given || !given.some((at) => t.end !== null && Math.abs(at - t.end) < 2));
+  return kept.slice(-3).reverse();
 }
 
 function drawTimelines() {
@@ -300,15 +306,36 @@ function placePhases(root) {
   }
 }
 
+// A `takeover.timeline` record: stages with offsets from the last heartbeat heard from
+// the lost peer, each link's silence when it was declared dead, and the total.
 function givenTimeline(e) {
+  const t = e.timeline || {};
+  const stages = Array.isArray(t.stages) ? t.stages : [];
+  const total = Math.max(Number(t.total) || 0, ...stages.map((x) => Number(x.offset) || 0), 0.001);
+  const head = el("div", { class: "timeline-head" },
+    el("b", { text: `taken over from ${(t.peers || []).join(", ") || "the peer"}` }),
+    el("span", { class: "summary", text: `${clock(e.at)} · epoch ${t.epoch ?? "?"}` }),
+    el("span", { class: "took", text: `active ${span(total)} after the last heartbeat` }));
+  const track = el("div", { class: "track" });
+  let from = 0;
+  stages.forEach((stage, i) => {
+    const to = Number(stage.offset) || 0;
+    const name = String(stage.stage || "").replace(/ \[.*\]$/, "");
+    const cls = i === 0 ? "silence" : (name === "active" ? "taking_over" : (name.startsWith("fence") || name.startsWith("arbiter") || name.startsWith("takeover decided") ? "arbitrating" : "taking_over"));
+    const label = i === 0 ? `silent ${span(to)}` : `${name} ${span(to - from)}`;
+    track.append(el("div", { class: `phase ${cls}`, "data-left": (from / total) * 100, "data-width": Math.max(((to - from) / total) * 100, 0.5), title: label, text: label }));
+    from = to;
+  });
   const steps = el("ol", { class: "steps" });
-  for (const s of Array.isArray(e.steps) ? e.steps : []) {
-    const at = s.offset ?? s.after ?? (s.at !== undefined ? s.at - e.at : null);
-    steps.append(el("li", {}, el("span", { class: "at", text: at === null ? "" : `+${span(at)}` }), el("span", { text: s.message ?? s.step ?? s.what ?? JSON.stringify(s) })));
+  steps.append(el("li", {}, el("span", { class: "at", text: "+0 ms" }), el("span", { text: "last heartbeat heard" })));
+  for (const stage of stages) {
+    steps.append(el("li", {}, el("span", { class: "at", text: `+${span(Number(stage.offset) || 0)}` }), el("span", { text: String(stage.stage) })));
   }
-  return el("div", { class: "timeline" },
-    el("div", { class: "timeline-head" }, el("b", { text: e.message }), el("span", { class: "summary", text: clock(e.at) })),
-    steps);
+  const silences = Object.entries(t.links || {}).map(([link, silent]) => `${link} ${silent === null ? "never heard" : `silent ${span(silent)}`}`);
+  const node = el("div", { class: "timeline", "data-outcome": "active", "data-given": "1" }, head, track, steps);
+  if (silences.length) node.append(el("p", { class: "note", text: `when the peer was declared dead: ${silences.join(" · ")}` }));
+  placePhases(node);
+  return node;
 }
 
 // ------------------------------------------------------------------ data in
