@@ -136,12 +136,12 @@ class Agent:
         self.guards = {link.name: ReplayGuard() for link in adapters.links}
         self.stats = {link.name: link.stats for link in adapters.links}
         self.quality = LinkQuality()
-        self.counters = AgentCounters()  # for the metrics
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self.followers: list[asyncio.Queue[Record]] = []
         self.replies: dict[str, asyncio.Future[Reply]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = asyncio.Event()
+        self.counters = AgentCounters()  # for the metrics
         self.started_at = time.time()
         self.on_step: list[Callable[[], None]] = []  # e.g. systemd notify, watchdog pet
         self._admin_counter = 0
