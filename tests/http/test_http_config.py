@@ -129,7 +129,7 @@ def test_check_warns_of_a_token_file_this_node_cannot_use(tmp_path: Path) -> Non
     assert f"WARNING: {path}:{line}: http.token_file:" in text
     # (The long path may be wrapped at a hyphen.)
     assert "on alpha: token file /" in text
-    assert "token: cannot be opened: No such file or directory; the agent refuses" in text
+    assert "token: cannot be opened: No such file or directory; the agent runs without" in text
     token.write_text("a-good-long-token-value\n")
     token.chmod(0o600)
     out = io.StringIO()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,14 +14,10 @@ import aiohttp
 import pytest
 
 from hotstandby.agent.http import routes
-from hotstandby.agent.http import server as server_module
-from hotstandby.agent.http.app import Request, Response, Router, json_response
-from hotstandby.agent.http.plan import HttpPlan, plan_http
+from hotstandby.agent.http.plan import plan_http, start_http
 from hotstandby.agent.http.server import HttpServer
 from hotstandby.agent.http.token import TokenError, load_token
-from hotstandby.agent.loop import Agent
 from hotstandby.agent.status import snapshot
-from hotstandby.cli.agent_cmd import _start_http
 from hotstandby.config import load_text
 from hotstandby.core.messages import Role
 
@@ -253,74 +250,41 @@ def test_event_streams_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     run(tmp_path, body)
 
 
-def test_the_agent_starts_its_http_interface_or_runs_without_it(tmp_path: Path) -> None:
+def free_port() -> int:
+    """A TCP port nothing listens on just now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("case", ["serves", "cannot bind", "bad token", "other node", "off"])
+def test_the_agent_starts_its_http_interface_or_runs_without_it(tmp_path: Path, case: str) -> None:
+    token = tmp_path / "token"
+    token.write_text("a-good-long-token-value\n")
+    token.chmod(0o600 if case != "bad token" else 0o644)
+    address = {"cannot bind": "192.0.2.254:1"}.get(case, f"127.0.0.1:{free_port()}")
+    node = "beta" if case == "other node" else "alpha"
+    http = f'[http]\nlisten = {{ {node} = "{address}" }}\ntoken_file = "{token}"\n'
+    text = CLUSTER_TOML.format(start_timeout="200ms", dead_time="100ms")
+    cluster = load_text(text + (http if case != "off" else ""))
+
     async def main(p: Pair) -> None:
         await p.settled()
-        server = await _start_http(p.alpha.agent, HttpPlan("127.0.0.1", 0, None, True))
-        assert isinstance(server, HttpServer)
+        server = await start_http(p.alpha.agent)
+        if case != "serves":
+            assert server is None  # logged; the agent runs on without it
+            return
+        assert server is not None
         try:
-            port = server.bound_port
             async with (
                 aiohttp.ClientSession() as client,
-                client.get(f"http://127.0.0.1:{port}/metrics") as r,
+                client.get(f"http://{address}/api/info") as r,
             ):
-                assert r.status == 200
+                assert (await r.json())["actions"] is True
         finally:
             await server.close()
-        # An address this machine does not have: logged, and the agent runs on without it.
-        assert await _start_http(p.alpha.agent, HttpPlan("192.0.2.254", 1, None, True)) is None
-        assert await _start_http(p.alpha.agent, None) is None
 
-    drive(tmp_path, main)
-
-
-def test_more_routes_join_and_a_failing_handler_answers_500(tmp_path: Path) -> None:
-    async def healthy(request: Request) -> Response:
-        return json_response({"primary": request.params.get("what") == "primary"})
-
-    async def broken(request: Request) -> Response:
-        raise RuntimeError("a bug")
-
-    def add(router: Router, agent: Agent) -> None:
-        router.add("GET", "/health/{what}", healthy)
-        router.add("GET", "/broken", broken)
-
-    async def main(p: Pair) -> None:
-        await p.settled()
-        async with serving(p, extra=[add]) as (_, client):
-            async with client.get("/health/primary") as r:
-                assert (r.status, await r.json()) == (200, {"primary": True})
-            async with client.get("/health/a/b") as r:
-                assert r.status == 404
-            async with client.get("/broken") as r:
-                assert r.status == 500
-            async with client.post("/api/status") as r:
-                assert r.status == 401  # no route says so before the token does
-            async with client.put("/api/status") as r:
-                assert r.status == 405
-            async with client.get("/api/status") as r:
-                assert r.status == 200  # the server carries on
-
-    drive(tmp_path, main)
-
-
-def test_connections_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
-
-    async def main(p: Pair) -> None:
-        await p.settled()
-        async with serving(p) as (url, _):
-            port = int(url.rsplit(":", 1)[1])
-            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
-            await p.until(lambda: True, "a step")  # let the server take them in
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert await closed_unanswered(reader)
-            writer.close()
-            for _, w in held:
-                w.close()
-
-    drive(tmp_path, main)
+    drive(tmp_path, main, cluster=cluster)
 
 
 def test_token_file_rules(tmp_path: Path) -> None:

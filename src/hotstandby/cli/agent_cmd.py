@@ -15,8 +15,6 @@ from typing import Any
 
 from hotstandby.agent.control import ControlServer, ControlSocketBusyError, default_socket
 from hotstandby.agent.fence import build_fence
-from hotstandby.agent.http.plan import HttpPlan, plan_http
-from hotstandby.agent.http.token import TokenError
 from hotstandby.agent.links import build_links
 from hotstandby.agent.loop import Adapters, Agent
 from hotstandby.agent.resources import build_resources
@@ -72,8 +70,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             resources=build_resources(cluster, node, report),
             fence=build_fence(cluster, node),
         )
-        http = plan_http(cluster, node)
-    except (ConfigError, SecretError, TokenError, ValueError) as err:
+    except (ConfigError, SecretError, ValueError) as err:
         print(f"hotstandby: {err}", file=sys.stderr)
         return 2
     for problem in (go_realtime(), lock_memory()):
@@ -82,10 +79,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     store = StateStore(Path(args.state_dir) / cluster.name)
     agent = Agent(cluster, node, secret, adapters, store)
     agents.append(agent)
-    return asyncio.run(_serve(agent, args.socket or default_socket(cluster.name), http))
+    return asyncio.run(_serve(agent, args.socket or default_socket(cluster.name)))
 
 
-async def _serve(agent: Agent, socket_path: str, http: HttpPlan | None = None) -> int:
+async def _serve(agent: Agent, socket_path: str) -> int:
     control = ControlServer(agent, socket_path)
     try:
         await control.start()
@@ -97,7 +94,10 @@ async def _serve(agent: Agent, socket_path: str, http: HttpPlan | None = None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.submit, shutdown)
     _systemd_hooks(agent)
-    web = await _start_http(agent, http)
+    # The optional HTTP interface (off unless [http] names this node).
+    from hotstandby.agent.http.plan import start_http  # noqa: PLC0415
+
+    web = await start_http(agent)
     try:
         await agent.run()
     finally:
@@ -106,23 +106,6 @@ async def _serve(agent: Agent, socket_path: str, http: HttpPlan | None = None) -
         await control.close()
         notify("STOPPING=1")
     return 0
-
-
-async def _start_http(agent: Agent, plan: HttpPlan | None) -> Any:
-    """The HTTP interface when configured; a node whose page cannot listen still runs."""
-    if plan is None:
-        return None
-    # Imported here: an agent without [http] never loads the web stack.
-    from hotstandby.agent.http.server import HttpServer  # noqa: PLC0415
-
-    server = HttpServer(agent, plan.host, plan.port, plan.token, metrics=plan.metrics)
-    try:
-        await server.start()
-    except OSError as err:
-        log.error("http: cannot listen on %s: %s; running without it", server.url, err)
-        await server.close()
-        return None
-    return server
 
 
 @dataclass

@@ -128,7 +128,7 @@ def _resource_risks(cluster: Cluster, node: str | None) -> list[Risk]:
 
 
 def _http_risks(cluster: Cluster, node: str | None) -> list[Risk]:
-    """A token file this node's agent could not use: it would refuse to start."""
+    """A token file this node's agent could not use: it would serve no HTTP interface."""
     http = cluster.http
     here = node or socket.gethostname()
     if http is None or http.token_file is None or here not in http.listen:
@@ -136,7 +136,8 @@ def _http_risks(cluster: Cluster, node: str | None) -> list[Risk]:
     try:
         load_token(http.token_file)
     except TokenError as error:
-        return [Risk(("http", "token_file"), f"on {here}: {error}; the agent refuses to start")]
+        message = f"on {here}: {error}; the agent runs without its HTTP interface"
+        return [Risk(("http", "token_file"), message)]
     return []
 
 
