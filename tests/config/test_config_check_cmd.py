@@ -79,7 +79,10 @@ def test_examples_use_documentation_addresses_only() -> None:
     ]
     for path in (CLASSIC, HEARTBEAT_ONLY):
         text = path.read_text()
-        found = re.findall(r'"([0-9a-f:.]+:[0-9a-f:.]*|\d+\.\d+\.\d+\.\d+)(?:/\d+)?"', text)
+        # An IPv4 address, with a port or a prefix length; or an IPv6 address with a prefix.
+        found = re.findall(
+            r'"(\d+\.\d+\.\d+\.\d+|[0-9a-f:.]+:[0-9a-f:.]*)(?::\d+)?(?:/\d+)?"', text
+        )
         assert found
         for address in found:
             ip = ipaddress.ip_address(address)

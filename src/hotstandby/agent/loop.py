@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hotstandby.agent.counters import AgentCounters
 from hotstandby.agent.link_quality import LinkQuality
 from hotstandby.agent.ports import (
     ArbiterAdapter,
@@ -158,6 +159,7 @@ class Agent:
         self.replies: dict[str, asyncio.Future[Reply]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = asyncio.Event()
+        self.counters = AgentCounters()  # for the metrics
         self.started_at = time.time()
         self.on_step: list[Callable[[], None]] = []  # e.g. systemd notify, watchdog pet
         self._admin_counter = 0
@@ -374,6 +376,7 @@ class Agent:
                 epoch=self.engine.epoch,
             )
         elif isinstance(command, RoleChanged):
+            self.counters.role_changed(command.old, command.new, self.clock())
             self._record(
                 "role",
                 f"{command.old.value} -> {command.new.value}",
@@ -417,6 +420,7 @@ class Agent:
         except Exception as err:  # an adapter bug must not kill the loop
             outcome, detail = Outcome.FAILED, f"{type(err).__name__}: {err}"
         took = self.clock() - began
+        self.counters.resource_done(command.resource, outcome)
         if command.action in (Action.START, Action.STOP) or outcome is not Outcome.OK:
             self._record(
                 "resource",

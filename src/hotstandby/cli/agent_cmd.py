@@ -113,9 +113,15 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.submit, shutdown)
     _systemd_hooks(agent)
+    # The optional HTTP interface (off unless [http] names this node).
+    from hotstandby.agent.http.plan import start_http  # noqa: PLC0415
+
+    web = await start_http(agent)
     try:
         await agent.run()
     finally:
+        if web is not None:
+            await web.close()
         await control.close()
         if close_recording is not None:
             await close_recording()

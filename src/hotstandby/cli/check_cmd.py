@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from hotstandby.agent.alarms import validate as validate_alarms
 from hotstandby.agent.fence import FenceConfigError, parse_methods
+from hotstandby.agent.http.token import TokenError, load_token
 from hotstandby.agent.resources import KINDS, host_risks, validate
 from hotstandby.config.budget import (
     Budget,
@@ -81,7 +82,7 @@ def check(path: str, *, as_json: bool, out: TextIO, err: TextIO, node: str | Non
         for line in bad:
             print(line, file=err)
         return EXIT_BAD_FILE
-    found = list(risks(cluster)) + _resource_risks(cluster, node)
+    found = list(risks(cluster)) + _resource_risks(cluster, node) + _http_risks(cluster, node)
     warnings = [(line_of(text, r.key), r) for r in found]
     report = takeover_budget(cluster)
     if as_json:
@@ -136,6 +137,20 @@ def _resource_risks(cluster: Cluster, node: str | None) -> list[Risk]:
     return found
 
 
+def _http_risks(cluster: Cluster, node: str | None) -> list[Risk]:
+    """A token file this node's agent could not use: it would serve no HTTP interface."""
+    http = cluster.http
+    here = node or socket.gethostname()
+    if http is None or http.token_file is None or here not in http.listen:
+        return []
+    try:
+        load_token(http.token_file)
+    except TokenError as error:
+        message = f"on {here}: {error}; the agent runs without its HTTP interface"
+        return [Risk(("http", "token_file"), message)]
+    return []
+
+
 def _error_json(path: str, error: ConfigError) -> dict[str, Any]:
     problems = [
         {
@@ -163,6 +178,7 @@ def _report_json(
             "links": [{"name": link.name, "kind": link.kind.value} for link in cluster.links],
             "resources": [{"name": r.name, "kind": r.kind.value} for r in cluster.resources],
             "arbitration": cluster.arbitration.mode.value,
+            "http": _http_json(cluster),
         },
         "budget": {
             "total_seconds": report.total,
@@ -174,6 +190,28 @@ def _report_json(
             {"line": line, "key": format_key(r.key), "message": r.message} for line, r in warnings
         ],
     }
+
+
+def _http_json(cluster: Cluster) -> dict[str, Any] | None:
+    http = cluster.http
+    if http is None:
+        return None
+    return {"listen": dict(http.listen), "token_file": http.token_file, "metrics": http.metrics}
+
+
+def _http_text(cluster: Cluster) -> str:
+    """The HTTP interface in one line: where each node serves, actions, metrics."""
+    http = cluster.http
+    if http is None:
+        return "off (no [http] table)"
+    where = ", ".join(f"{node} http://{addr}/" for node, addr in http.listen.items())
+    actions = (
+        f"actions with the token in {http.token_file}"
+        if http.token_file
+        else "read-only (no token_file)"
+    )
+    metrics = "/metrics on" if http.metrics else "/metrics off"
+    return f"{where}; {actions}; {metrics}"
 
 
 def _report_text(
@@ -193,6 +231,7 @@ def _report_text(
         f"  links: {links}",
         f"  arbitration: {cluster.arbitration.mode.value}",
         f"  timers: {timers}",
+        f"  http: {_http_text(cluster)}",
         "",
         "Worst-case takeover, from the active's death to the standby's services up:",
     ]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hotstandby.config.budget import violations
 from hotstandby.config.errors import ConfigError, KeyPath, Problem, SchemaError, Violation, describe
+from hotstandby.config.http import parse_http
 from hotstandby.config.positions import line_of
 from hotstandby.config.reader import Table, freeze, is_ip_address
 from hotstandby.core.cluster import (
@@ -31,7 +32,17 @@ from hotstandby.core.cluster import (
     frozen_map,
 )
 
-_TOP_KEYS = ("cluster", "node", "link", "resource", "arbitration", "timers", "policies", "alarm")
+_TOP_KEYS = (
+    "cluster",
+    "node",
+    "link",
+    "resource",
+    "arbitration",
+    "timers",
+    "policies",
+    "alarm",
+    "http",
+)
 _LINK_KEYS = ("name", "kind", "endpoints", "port", "baud", "offset")
 # Which optional link keys belong to which kind; any other kind setting them is an error,
 # since a `baud` on a udp link means the author meant some other link.
@@ -177,6 +188,7 @@ def _cluster(doc: Table, digest: str) -> Cluster:
         policies=_policies(policies),
         alarms=tuple(freeze(t.data) for t in doc.tables("alarm")),
         digest=digest,
+        http=parse_http(doc.table("http"), [t.data.get("name") for t in doc.tables("node")]),
     )
 
 

@@ -133,6 +133,18 @@ class Policies:
 
 
 @dataclass(frozen=True)
+class Http:
+    """The agent's HTTP interface (status page, API, metrics): off unless a node has a listen."""
+
+    # Per node: "address:port" ("[2001:db8::1]:8080" for IPv6); nodes not named serve none.
+    listen: MappingProxyType[str, str]
+    # The root-only file holding the token that actions (switchover, ...) need; without
+    # one the interface is read-only.
+    token_file: str | None = None
+    metrics: bool = True  # serve /metrics (Prometheus)
+
+
+@dataclass(frozen=True)
 class Cluster:
     """The whole validated configuration."""
 
@@ -148,6 +160,7 @@ class Cluster:
     alarms: tuple[MappingProxyType[str, Any], ...] = ()
     # A digest of the file, so nodes can tell when their configurations differ.
     digest: str = ""
+    http: Http | None = None  # no [http] table: no HTTP interface
 
     def node(self, name: str) -> Node:
         """The node called `name`; KeyError when there is none."""
