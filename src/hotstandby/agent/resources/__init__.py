@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotstandby.agent.ports import ResourceAdapter, StepReport, ignore_steps
-from hotstandby.agent.resources import ocf, service
+from hotstandby.agent.resources import alias, ocf, service
+from hotstandby.agent.resources.alias import AliasResource
 from hotstandby.agent.resources.ip import IpResource, parse_params
 from hotstandby.agent.resources.params import ParamError
 from hotstandby.agent.resources.volume import VolumeResource, find_host_risks
@@ -20,6 +21,7 @@ from hotstandby.agent.resources.volume import parse_params as parse_volume_param
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
 
 __all__ = [
+    "AliasResource",
     "IpResource",
     "Kind",
     "ParamError",
@@ -46,6 +48,14 @@ class Kind:
     # Risks found in this machine's own state, as (params key or None, message); run by
     # `check` for the node it runs on. Must be quick and must change nothing.
     host_risks: Callable[[Resource, str], list[tuple[str | None, str]]] = _no_risks
+    # Kinds whose parameters refer to the rest of the cluster (alias points its name at a
+    # node's own address or at the ip resources' addresses): the Kind bound to a cluster,
+    # which the registry uses in place of this one.
+    bind: Callable[[Cluster], Kind] | None = None
+
+    def bound(self, cluster: Cluster) -> Kind:
+        """This kind as it applies to resources of `cluster`."""
+        return self if self.bind is None else self.bind(cluster)
 
 
 def _parse_ip(resource: Resource, node: str) -> object:
@@ -87,6 +97,15 @@ def _volume_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]
     return find_host_risks(params)
 
 
+def _alias_kind(cluster: Cluster | None) -> Kind:
+    return Kind(
+        parse=lambda resource, node: alias.parse_params(resource, node, cluster),
+        build=lambda resource, node, report: alias.build(resource, node, cluster),
+        host_risks=alias.host_risks,
+        bind=None if cluster is not None else _alias_kind,
+    )
+
+
 KINDS: dict[ResourceKind, Kind] = {
     ResourceKind.IP: Kind(parse=_parse_ip, build=_build_ip),
     ResourceKind.SERVICE: Kind(
@@ -94,14 +113,15 @@ KINDS: dict[ResourceKind, Kind] = {
     ),
     ResourceKind.OCF: Kind(parse=ocf.parse_params, build=_build_ocf, host_risks=ocf.host_risks),
     ResourceKind.VOLUME: Kind(parse=_parse_volume, build=_build_volume, host_risks=_volume_risks),
+    ResourceKind.ALIAS: _alias_kind(None),
 }
 
 
-def _kind(resource: Resource) -> Kind:
+def _kind(resource: Resource, cluster: Cluster) -> Kind:
     kind = KINDS.get(resource.kind)
     if kind is None:
         raise ParamError(resource.name, None, f"kind {resource.kind.value!r} is not supported yet")
-    return kind
+    return kind.bound(cluster)
 
 
 def validate(cluster: Cluster) -> list[ParamError]:
@@ -109,7 +129,7 @@ def validate(cluster: Cluster) -> list[ParamError]:
     errors: list[ParamError] = []
     for resource in cluster.resources:
         try:
-            kind = _kind(resource)
+            kind = _kind(resource, cluster)
         except ParamError as error:
             errors.append(error)
             continue
@@ -131,6 +151,7 @@ def host_risks(cluster: Cluster, node: str) -> list[tuple[Resource, str | None, 
     for resource in cluster.resources:
         kind = KINDS.get(resource.kind)
         if kind is not None:
+            kind = kind.bound(cluster)
             found.extend(
                 (resource, key, message) for key, message in kind.host_risks(resource, node)
             )
@@ -143,4 +164,4 @@ def build_resources(
     """Adapters for every resource of cluster as run on node; ValueError names what is wrong."""
     if node not in cluster.node_names:
         raise ValueError(f"no node {node!r} in cluster {cluster.name!r}")
-    return {r.name: _kind(r).build(r, node, report) for r in cluster.resources}
+    return {r.name: _kind(r, cluster).build(r, node, report) for r in cluster.resources}
