@@ -354,7 +354,7 @@ def host_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]:
     except FileNotFoundError:
         return [("key_file", f"the key file {path} does not exist on this machine")]
     except OSError as err:
-        return [("key_file", f"cannot look at the key file {path}: {err.strerror or err}")]
+        return [("key_file", f"the key file {path} cannot be looked at: {err.strerror or err}")]
     if not stat.S_ISREG(info.st_mode):
         return [("key_file", f"the key file {path} is not a regular file")]
     found: list[tuple[str | None, str]] = []

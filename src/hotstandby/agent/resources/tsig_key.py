@@ -33,7 +33,7 @@ _TOKEN = re.compile(
       (?P<space>\s+)
     | (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)
     | (?P<open_comment>/\*)
-    | (?P<string>"(?:[^"\\\n]|\\.)*")
+    | (?P<string>"(?:[^"\\]|\\.)*")
     | (?P<open_string>")
     | (?P<punct>[{};])
     | (?P<word>(?:[^\s{};"#/]|/(?![/*]))+)
