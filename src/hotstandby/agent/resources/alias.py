@@ -495,8 +495,9 @@ class AliasResource:
                 f"{p.hostname} left as it is (on_stop = keep): the next start replaces it",
             )
         update = self._update(key)
-        for rdataset in self._rdatasets():
-            # Only while the records are still exactly ours: never delete the next node's.
+        # Only while the records are still exactly ours: never delete the next node's.
+        # (A prerequisite's records carry TTL 0, RFC 2136 2.4.2.)
+        for rdataset in self._rdatasets(ttl=0):
             update.present(p.hostname, rdataset)
             update.delete(p.hostname, rdataset.rdtype)
         rcode = await self._apply(update, key, "removal", allowed=(dns.rcode.NXRRSET,))
@@ -534,13 +535,14 @@ class AliasResource:
     def _ours(self) -> str:
         return ", ".join(map(str, self.params.addresses))
 
-    def _rdatasets(self) -> list[dns.rdataset.Rdataset]:
+    def _rdatasets(self, ttl: int | None = None) -> list[dns.rdataset.Rdataset]:
         p = self.params
+        ttl = p.ttl if ttl is None else ttl
         out = []
         for rdtype, family in ((dns.rdatatype.A, IPv4Address), (dns.rdatatype.AAAA, IPv6Address)):
             texts = [str(a) for a in p.addresses if isinstance(a, family)]
             if texts:
-                out.append(dns.rdataset.from_text(dns.rdataclass.IN, rdtype, p.ttl, *texts))
+                out.append(dns.rdataset.from_text(dns.rdataclass.IN, rdtype, ttl, *texts))
         return out
 
     def _update(self, key: TsigKey) -> dns.update.UpdateMessage:
