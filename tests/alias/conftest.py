@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,8 @@ PREFIX = "hal"
 
 def lab_skip_reason() -> str | None:
     """Why these lab tests cannot run here, or None."""
+    if shutil.which("nsupdate") is None:
+        return "the DNS tests need nsupdate (Debian package bind9-dnsutils)"
     return skip_reason() or named_missing()
 
 
