@@ -330,10 +330,10 @@ def test_check_names_the_line_of_a_bad_alias_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = (EXAMPLES / "classic-database.toml").read_text()
-    bad = text.replace("ttl = 30", "ttl = 99999")
+    bad = text.replace("ttl = 30 ", "ttl = 99999 ")
     path = tmp_path / "cluster.toml"
     path.write_text(bad)
-    line = bad.splitlines().index("ttl = 99999") + 1
+    line = next(i for i, t in enumerate(bad.splitlines(), 1) if t.startswith("ttl = 99999"))
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == (
@@ -354,7 +354,7 @@ def test_check_warns_of_the_key_file_on_a_node(
     assert main(["check", str(path), "--node", "beta"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     # The warning names the key's line (wrapping may break the long path itself).
-    line = text.splitlines().index('key_file = "/etc/hotstandby/ddns.key"') + 1
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("key_file = "))
     assert f"{path}:{line}: resource[2].params.key_file: on beta: resource 'db-name'" in out
     assert "has mode 0644: anyone who can read it can move the name" in out
     key.chmod(0o600)
