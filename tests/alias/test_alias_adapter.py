@@ -11,6 +11,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, cast
@@ -87,8 +88,8 @@ def test_a_silent_server_fails_at_the_timeout_after_resending(
     assert result.outcome is Outcome.FAILED
     assert result.detail == f"start: no answer from 127.0.0.1:{silent.getsockname()[1]} within 0.8s"
     assert 0.8 <= took < 1.5
-    # Sent at 0, 0.25 and 0.75 s: an update lost on the way is sent again.
-    assert drain(silent) == 3
+    # Sent at 0, 0.25 and 0.75 s (load may squeeze out the last): a lost update is resent.
+    assert drain(silent) >= 2
 
 
 def test_a_port_nobody_listens_on_fails_at_the_timeout(key_file: Path) -> None:
@@ -102,6 +103,34 @@ def test_a_port_nobody_listens_on_fails_at_the_timeout(key_file: Path) -> None:
     assert result.detail == f"monitor: no answer from 127.0.0.1:{port} within 0.3s"
     # Tried until the end: a server that came back within the timeout would have answered.
     assert time.monotonic() - began >= 0.3
+
+
+def test_stop_never_fails_even_when_the_removal_does(key_file: Path, silent: socket.socket) -> None:
+    port = silent.getsockname()[1]
+    stopped = asyncio.run(adapter(key_file, port).run(Action.STOP))
+    assert stopped.outcome is Outcome.OK
+    assert stopped.detail == (
+        "db.example.org. not removed, left as it is (the next start replaces it): no answer "
+        f"from 127.0.0.1:{port} within 0.3s"
+    )
+    assert drain(silent) >= 1  # it did try
+    key_file.unlink()
+    without_key = asyncio.run(adapter(key_file, port).run(Action.STOP))
+    assert without_key.outcome is Outcome.OK
+    assert f"not removed, left as it is (the next start replaces it): {key_file}: cannot read" in (
+        without_key.detail
+    )
+    assert drain(silent) == 0
+
+
+def test_a_stop_that_keeps_the_record_needs_neither_key_nor_server(tmp_path: Path) -> None:
+    keeping = adapter(tmp_path / "absent.key", 9)
+    keeping = AliasResource("db-name", replace(keeping.params, on_stop=OnStop.KEEP))
+    stopped = asyncio.run(keeping.run(Action.STOP))
+    assert (stopped.outcome, stopped.detail) == (
+        Outcome.OK,
+        "db.example.org. left as it is (on_stop = keep): the next start replaces it",
+    )
 
 
 def test_cancelling_an_action_leaves_nothing_running(key_file: Path, silent: socket.socket) -> None:

@@ -200,7 +200,7 @@ def test_stop_removes_only_our_own_records(lab: Lab, dns_server: DnsServer) -> N
     assert second.run("start").outcome == "ok"
     late = first.run("stop")
     assert late.outcome == "ok"
-    assert late.detail == f"{HOSTNAME} no longer points here ({B}): left as it is"
+    assert late.detail == f"{HOSTNAME} no longer holds exactly {A}: left as it is"
     assert lookup(lab, "client", dns_server) == [B]
 
 

@@ -49,10 +49,14 @@ Actions:
   leaves resolvers caching its absence for the zone's negative TTL (the SOA's minimum, often
   an hour): clients would then not find the new active node for that long, while a kept
   record is replaced and forgotten within `ttl`. Use "remove" where a name pointing at a
-  stopped cluster does harm.
+  stopped cluster does harm. Stop never fails, even when the removal does (its detail says
+  so): a failed stop has the node fenced, which cannot fix a record held by another
+  machine, and the next start replaces whatever was left.
 - monitor: OK when the server answers exactly our addresses (A and AAAA); FAILED otherwise,
   saying what it answered (someone changed the records behind our back, a restart puts them
-  back), or why it gave no answer.
+  back), or why it gave no answer. A server that stops answering fails the monitor of the
+  active node too, and the engine's policy then applies as to any failed resource (restart
+  in place, then move the group), though moving cannot bring the server back.
 - probe: always STOPPED, its detail saying what the server answers. A record is not held by
   a node the way an address or a mount is: it lives on the server, the last update wins, and
   a node that stops cannot take it back. Reporting OK when the records point here (a node
@@ -442,8 +446,11 @@ class AliasResource:
 
     async def run(self, action: Action) -> ActionResult:
         """Carry out start, stop, monitor or probe."""
+        if action is Action.STOP:
+            async with self._lock:
+                return await self._stop()
         try:
-            key = await asyncio.to_thread(read_key_file, self.params.key_file, self.params.key_name)
+            key = await self._key()
         except KeyFileError as err:
             outcome = Outcome.STOPPED if action is Action.PROBE else Outcome.FAILED
             return ActionResult(outcome, f"{action.value}: key file: {err}")
@@ -451,9 +458,6 @@ class AliasResource:
             if action is Action.START:
                 async with self._lock:
                     return await self._start(key)
-            if action is Action.STOP:
-                async with self._lock:
-                    return await self._stop(key)
             if action is Action.PROBE:
                 return await self._probe(key)
             return await self._monitor(key)
@@ -487,13 +491,25 @@ class AliasResource:
             f"{(updated - began) * 1000:.0f} ms, verified in {(verified - updated) * 1000:.0f} ms",
         )
 
-    async def _stop(self, key: TsigKey) -> ActionResult:
+    async def _stop(self) -> ActionResult:
         p = self.params
         if p.on_stop is OnStop.KEEP:
             return ActionResult(
                 Outcome.OK,
                 f"{p.hostname} left as it is (on_stop = keep): the next start replaces it",
             )
+        try:
+            return await self._remove(await self._key())
+        except (KeyFileError, _NoAnswerError) as err:
+            # Never FAILED: a failed stop has the node fenced, which cannot fix a record on
+            # another machine; the next active node's start replaces whatever is left.
+            return ActionResult(
+                Outcome.OK,
+                f"{p.hostname} not removed, left as it is (the next start replaces it): {err}",
+            )
+
+    async def _remove(self, key: TsigKey) -> ActionResult:
+        p = self.params
         update = self._update(key)
         # Only while the records are still exactly ours: never delete the next node's.
         # (A prerequisite's records carry TTL 0, RFC 2136 2.4.2.)
@@ -502,10 +518,9 @@ class AliasResource:
             update.delete(p.hostname, rdataset.rdtype)
         rcode = await self._apply(update, key, "removal", allowed=(dns.rcode.NXRRSET,))
         if rcode == dns.rcode.NXRRSET:
-            answer = await self._ask(key)
             return ActionResult(
                 Outcome.OK,
-                f"{p.hostname} no longer points here ({answer.describe()}): left as it is",
+                f"{p.hostname} no longer holds exactly {self._ours()}: left as it is",
             )
         return ActionResult(Outcome.OK, f"removed {self._ours()} from {p.hostname}")
 
@@ -531,6 +546,10 @@ class AliasResource:
         )
 
     # ---- helpers
+
+    async def _key(self) -> TsigKey:
+        # Read at every action, so a new key takes effect without a restart.
+        return await asyncio.to_thread(read_key_file, self.params.key_file, self.params.key_name)
 
     def _ours(self) -> str:
         return ", ".join(map(str, self.params.addresses))
