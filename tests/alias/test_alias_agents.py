@@ -74,3 +74,27 @@ def test_power_loss_of_the_active_moves_the_name(
     assert status is not None
     name = next(r for r in status["resources"] if r["name"] == "db-name")
     assert name["state"] == "running"
+
+
+def test_switchover_moves_the_name_and_the_old_node_keeps_nothing_to_undo(
+    pair: tuple[Lab, DnsServer, LabCluster],
+) -> None:
+    lab, server, cluster = pair
+    cluster.start_all()
+    active = cluster.wait_active(30)
+    target = other(active)
+    cluster.wait_for(
+        "the standby to be ready",
+        lambda: (s := cluster.status(target)) is not None and s["role"] == "standby",
+        10,
+    )
+    cluster.admin(active, "switchover")
+    assert cluster.wait_active(30, other_than=active) == target
+    assert lookup(lab, CLIENT, server) == [lab.node(target).lan_ipv4]
+    # The old active stopped the alias without touching the record (on_stop = keep) and
+    # without failing: it is a plain standby, not fenced.
+    cluster.wait_for(
+        "the old active to stand by",
+        lambda: cluster.roles().get(active) == "standby",
+        10,
+    )
