@@ -234,3 +234,28 @@ def test_garbage_is_not_an_answer(key_file: Path) -> None:
     outcome, detail, _ = run_against(key_file, lambda q: b"\x00\x01garbage", Action.MONITOR)
     assert outcome == "failed"
     assert "unusable answer: ShortHeader" in detail
+
+
+def test_a_clock_too_far_off_is_named(key_file: Path) -> None:
+    def badtime(query: dns.message.Message) -> dns.message.Message:
+        return dns.message.make_response(query, tsig_error=dns.rcode.BADTIME)
+
+    outcome, detail, _ = run_against(key_file, badtime, Action.START)
+    assert outcome == "failed"
+    assert detail.endswith(
+        "the server rejected the signature's time (BADTIME): this machine's clock and the "
+        "server's differ by more than the allowed fudge (300s)"
+    )
+
+
+def test_an_answer_signed_with_another_secret_is_not_believed(key_file: Path) -> None:
+    forger = dns.tsig.Key("k", b"another secret, same key name!!", dns.tsig.HMAC_SHA256)
+
+    def forged(query: dns.message.Message) -> dns.message.Message:
+        response = dns.message.make_response(query)
+        response.use_tsig(forger, original_id=query.id)
+        return response
+
+    outcome, detail, _ = run_against(key_file, forged, Action.MONITOR)
+    assert outcome == "failed"
+    assert "the answer's signature does not verify (BadSignature): not our server?" in detail
