@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from ipaddress import ip_address
 from pathlib import Path
 from types import MappingProxyType
@@ -12,13 +14,12 @@ import pytest
 
 from hotstandby.agent.resources import (
     KINDS,
-    AliasResource,
     ParamError,
     build_resources,
     host_risks,
     validate,
 )
-from hotstandby.agent.resources.alias import AliasParams, OnStop, parse_params
+from hotstandby.agent.resources.alias import AliasParams, AliasResource, OnStop, parse_params
 from hotstandby.cli import main
 from hotstandby.config import load
 from hotstandby.config.reader import freeze
@@ -366,3 +367,22 @@ def test_params_are_read_from_a_read_only_mapping() -> None:
     # The loader freezes params; nothing here may rely on a plain dict.
     resource = Resource("db-name", ResourceKind.ALIAS, MappingProxyType(dict(OK)))
     assert parse_params(resource, "alpha", cluster_of(resource)).ttl == 30
+
+
+def test_dnspython_loads_only_for_a_cluster_with_an_alias() -> None:
+    # The daemon's memory is locked: a cluster without a floating hostname does not carry
+    # dnspython (about 6 MiB). Validating reads every kind's parameters, as the agent does.
+    code = (
+        "import sys\n"
+        "from hotstandby.cli import build_parser\n"
+        "from hotstandby.config import load\n"
+        "from hotstandby.agent.resources import validate\n"
+        "build_parser('agent')\n"
+        "validate(load(sys.argv[1]))\n"
+        "print('dns' in sys.modules)\n"
+    )
+    assert 'kind = "alias"' not in (EXAMPLES / "heartbeat-only.toml").read_text()
+    for example, loaded in (("heartbeat-only.toml", "False"), ("classic-database.toml", "True")):
+        argv = [sys.executable, "-c", code, str(EXAMPLES / example)]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        assert out.stdout.strip() == loaded, out.stderr

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotstandby.agent.ports import ResourceAdapter, StepReport, ignore_steps
-from hotstandby.agent.resources import alias, ocf, service
-from hotstandby.agent.resources.alias import AliasResource
+from hotstandby.agent.resources import ocf, service
 from hotstandby.agent.resources.ip import IpResource, parse_params
 from hotstandby.agent.resources.params import ParamError
 from hotstandby.agent.resources.volume import VolumeResource, find_host_risks
@@ -21,7 +20,6 @@ from hotstandby.agent.resources.volume import parse_params as parse_volume_param
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
 
 __all__ = [
-    "AliasResource",
     "IpResource",
     "Kind",
     "ParamError",
@@ -98,12 +96,29 @@ def _volume_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]
 
 
 def _alias_kind(cluster: Cluster | None) -> Kind:
+    # dnspython (about 6 MiB) loads only for a cluster that has an alias resource.
+    from hotstandby.agent.resources import alias  # noqa: PLC0415
+
+    def build(resource: Resource, node: str, report: StepReport) -> ResourceAdapter:
+        return alias.build(resource, node, cluster)
+
     return Kind(
         parse=lambda resource, node: alias.parse_params(resource, node, cluster),
-        build=lambda resource, node, report: alias.build(resource, node, cluster),
+        build=build,
         host_risks=alias.host_risks,
-        bind=None if cluster is not None else _alias_kind,
     )
+
+
+def _alias_parse(resource: Resource, node: str) -> object:
+    return _alias_kind(None).parse(resource, node)
+
+
+def _alias_build(resource: Resource, node: str, report: StepReport) -> ResourceAdapter:
+    return _alias_kind(None).build(resource, node, report)
+
+
+def _alias_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]:
+    return _alias_kind(None).host_risks(resource, node)
 
 
 KINDS: dict[ResourceKind, Kind] = {
@@ -113,7 +128,10 @@ KINDS: dict[ResourceKind, Kind] = {
     ),
     ResourceKind.OCF: Kind(parse=ocf.parse_params, build=_build_ocf, host_risks=ocf.host_risks),
     ResourceKind.VOLUME: Kind(parse=_parse_volume, build=_build_volume, host_risks=_volume_risks),
-    ResourceKind.ALIAS: _alias_kind(None),
+    # Without a cluster only explicit addresses read; the registry always binds it first.
+    ResourceKind.ALIAS: Kind(
+        parse=_alias_parse, build=_alias_build, host_risks=_alias_risks, bind=_alias_kind
+    ),
 }
 
 

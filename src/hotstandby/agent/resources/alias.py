@@ -444,8 +444,12 @@ class AliasResource:
         self.params = params
         self._lock = asyncio.Lock()  # start and stop must not interleave
 
-    async def run(self, action: Action) -> ActionResult:
-        """Carry out start, stop, monitor or probe."""
+    async def run(self, action: Action, *, released: bool = False) -> ActionResult:
+        """Carry out start, stop, monitor or probe.
+
+        `released` changes nothing: the update replaces whatever records the name has, and
+        there is no other holder to look for first.
+        """
         if action is Action.STOP:
             async with self._lock:
                 return await self._stop()
