@@ -50,7 +50,7 @@ VIP = Resource(
 )
 
 
-def alias(params: dict[str, Any], **timeouts: float) -> Resource:
+def alias(params: dict[str, Any], **timeouts: Any) -> Resource:
     """An alias resource called db-name with params (frozen as the loader freezes them)."""
     return Resource("db-name", ResourceKind.ALIAS, freeze(params), **timeouts)
 

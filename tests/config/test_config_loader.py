@@ -12,7 +12,14 @@ import pytest
 from hotstandby.config import ConfigError, load, load_bytes, load_text
 from hotstandby.config.errors import format_key
 from hotstandby.config.loader import _syntax_problem
-from hotstandby.core.cluster import ArbitrationMode, LinkKind, Policies, ResourceKind, Timers
+from hotstandby.core.cluster import (
+    ArbitrationMode,
+    LinkKind,
+    OnFail,
+    Policies,
+    ResourceKind,
+    Timers,
+)
 
 from .config_samples import BASE, DISK_ARBITRATION, edit, line_with, with_arbitration
 
@@ -48,6 +55,8 @@ def test_valid_file_becomes_a_cluster() -> None:
         2.0,
     )
     assert pg.params == {}
+    assert vip.on_fail is pg.on_fail is OnFail.RESTART  # the default
+
     arb = cluster.arbitration
     assert (arb.mode, arb.device, arb.watchdog_timeout) == (ArbitrationMode.DISK, "/dev/sdc", 5.0)
     assert arb.watchdog_device == "/dev/watchdog"  # default once a timeout is set
@@ -437,6 +446,14 @@ BROKEN = {
         "longer than zero",
         '"0ms"',
     ),
+    "on_fail unknown": _swap(
+        'start_timeout = "1m"',
+        'start_timeout = "1m"\non_fail = "ignore"',
+        "resource[1].on_fail",
+        'on_fail = "ignore"',
+        '"restart", "alarm"',
+        '"ignore"',
+    ),
     "duration a table": _swap(
         'lease = "20s"', "lease = { s = 20 }", "timers.lease", "lease =", "a duration", "a table"
     ),
@@ -518,3 +535,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_config_error_needs_a_problem() -> None:
     with pytest.raises(ValueError, match="at least one problem"):
         ConfigError([])
+
+
+def test_a_resource_may_only_alarm_on_failure() -> None:
+    text = edit(BASE, 'start_timeout = "1m"', 'start_timeout = "1m"\non_fail = "alarm"')
+    assert load_text(text).resources[1].on_fail is OnFail.ALARM

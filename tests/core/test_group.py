@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hotstandby.core.cluster import ArbitrationMode, Policies
+from dataclasses import replace
+
+from hotstandby.core.cluster import ArbitrationMode, OnFail, Policies
 from hotstandby.core.messages import (
     Action,
     AdminAction,
@@ -137,4 +139,23 @@ def test_a_node_fenced_by_a_failed_stop_is_fenced_by_its_peer_who_takes_over() -
     w.run_for(15)
     assert [c.target for _, c in of(w, "beta", FencePeer)][:1] == ["alpha"]
     assert w.role("beta") is Role.ACTIVE
+    assert not w.violations
+
+
+def test_a_resource_whose_failure_only_alarms_keeps_the_group_where_it_is() -> None:
+    cluster = make_cluster(policies=Policies(max_restarts=0), monitor_interval=1.0)
+    resources = tuple(
+        replace(r, on_fail=OnFail.ALARM) if r.name == "db" else r for r in cluster.resources
+    )
+    w = started_pair(replace(cluster, resources=resources))
+    mark = len(w.log)
+    w.script("alpha", "db", Action.MONITOR, Outcome.FAILED, Outcome.FAILED, Outcome.OK)
+    w.run_for(6)
+    # No restart, no move: the failures are told once, and the recovery once.
+    assert runs(w, "alpha", mark) == []
+    assert w.role("alpha") is Role.ACTIVE and w.role("beta") is Role.STANDBY
+    rules = [e.command.reason.rule for e in w.log[mark:] if e.node == "alpha"]
+    assert rules.count("resource.monitor_failed.alarm_only") == 1
+    assert rules.count("monitor.recovered") == 1
+    assert "resource.monitor_failed" not in rules
     assert not w.violations

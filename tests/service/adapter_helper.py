@@ -30,7 +30,7 @@ def _emit(obj: object) -> None:
 
 async def serve(node: str, spec: dict[str, Any]) -> None:
     """Answer actions from stdin until it closes."""
-    timeouts = {k: float(v) for k, v in spec.get("timeouts", {}).items()}
+    timeouts: dict[str, Any] = {k: float(v) for k, v in spec.get("timeouts", {}).items()}
     resource = Resource(
         spec["name"], ResourceKind(spec["kind"]), frozen_map(spec["params"]), **timeouts
     )

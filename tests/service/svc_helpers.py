@@ -18,7 +18,7 @@ PYTHON = sys.executable
 T = TypeVar("T")
 
 
-def resource(kind: ResourceKind, params: dict[str, Any], **timeouts: float) -> Resource:
+def resource(kind: ResourceKind, params: dict[str, Any], **timeouts: Any) -> Resource:
     """A resource of `kind` named "svc" with these params and timeouts."""
     return Resource("svc", kind, frozen_map(params), **timeouts)
 

@@ -25,6 +25,7 @@ from hotstandby.core.cluster import (
     Link,
     LinkKind,
     Node,
+    OnFail,
     Policies,
     Resource,
     ResourceKind,
@@ -54,6 +55,7 @@ _RESOURCE_KEYS = (
     "stop_timeout",
     "monitor_timeout",
     "monitor_interval",
+    "on_fail",
     "params",
 )
 _ARBITRATION_KEYS = (
@@ -258,6 +260,7 @@ def _resource(table: Table) -> Resource:
         stop_timeout=table.duration("stop_timeout", d.stop_timeout),
         monitor_timeout=table.duration("monitor_timeout", d.monitor_timeout),
         monitor_interval=table.duration("monitor_interval", d.monitor_interval),
+        on_fail=table.choice("on_fail", OnFail) if table.has("on_fail") else d.on_fail,
     )
 
 

@@ -31,6 +31,16 @@ class ResourceKind(StrEnum):
     POSTGRES = "postgres"
 
 
+class OnFail(StrEnum):
+    """What a failed monitor of a resource leads to."""
+
+    # Restart in place (max_restarts within restart_window), then move the group.
+    RESTART = "restart"
+    # An alarm only; the group stays. For what the service does not depend on, or what a
+    # move cannot mend (the DNS server of a floating hostname is down for every node).
+    ALARM = "alarm"
+
+
 class ArbitrationMode(StrEnum):
     """Who breaks the tie when the nodes cannot see each other."""
 
@@ -79,6 +89,7 @@ class Resource:
     stop_timeout: float = 20.0
     monitor_timeout: float = 10.0
     monitor_interval: float = 5.0
+    on_fail: OnFail = OnFail.RESTART
 
 
 @dataclass(frozen=True)

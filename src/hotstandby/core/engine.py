@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hotstandby.core import timing
-from hotstandby.core.cluster import ArbitrationMode, Cluster
+from hotstandby.core.cluster import ArbitrationMode, Cluster, OnFail
 from hotstandby.core.group import Group, ResState, ResView
 from hotstandby.core.messages import (
     Action,
@@ -1163,6 +1163,25 @@ class Engine:
         if v.state is not ResState.RUNNING or self.role is not Role.ACTIVE:
             return  # the answer came after the group moved on
         if event.outcome is Outcome.OK:
+            if v.degraded:
+                v.degraded = False
+                self._alarm(
+                    AlarmKind.RESOURCE_RECOVERED,
+                    Severity.INFO,
+                    f"{v.spec.name} passes its monitor again on {self.name}",
+                    Reason("monitor.recovered", event.detail),
+                )
+            return
+        if v.spec.on_fail is OnFail.ALARM:
+            if not v.degraded:
+                v.degraded = True
+                self._alarm(
+                    AlarmKind.RESOURCE_FAILED,
+                    Severity.WARNING,
+                    f"{v.spec.name} failed its monitor on {self.name}; the group stays "
+                    "(on_fail = alarm)",
+                    Reason("resource.monitor_failed.alarm_only", event.detail),
+                )
             return
         v.state = ResState.FAILED
         v.failures.append(self.now)

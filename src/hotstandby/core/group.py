@@ -36,6 +36,8 @@ class ResView:
     next_monitor: float | None = None
     failures: list[float] = field(default_factory=list)  # local times of failures
     last_result: str = ""
+    # on_fail = "alarm": the last monitor failed and was only alarmed (cleared by an OK).
+    degraded: bool = False
     # The last monitor's answer: (local time, outcome, detail), for status.
     last_monitor: tuple[float, Outcome, str] | None = None
 
