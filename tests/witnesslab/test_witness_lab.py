@@ -81,8 +81,10 @@ class WitnessLab:
         # holds a lease, a cut would (rightly) have it give the group up.
         self.cluster.wait_for(
             "the active node to hold the witness's lease",
-            lambda: (s := self.cluster.status(active)) is not None
-            and (s["lease_left"] or 0) > LEASE / 2,
+            lambda: (
+                (s := self.cluster.status(active)) is not None
+                and (s["lease_left"] or 0) > LEASE / 2
+            ),
             3 * LEASE,
         )
         return active

@@ -96,8 +96,12 @@ class WitnessServer:
         state.save(self.state_path, saved)
 
     def drop(self, reason: str) -> None:
-        """Count one datagram dropped, and why."""
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        """Count one datagram dropped, and why (logged the first time for each reason)."""
+        count = self.dropped.get(reason, 0) + 1
+        self.dropped[reason] = count
+        if count == 1 and reason not in ("repeated", "stale"):
+            # Once per reason: a flood of forgeries must not flood the log too.
+            log.warning("dropped a datagram (%s); further ones are only counted", reason)
 
     def handle(self, data: bytes) -> bytes | None:
         """One datagram in, the answer to send back (None: nothing)."""
@@ -105,7 +109,6 @@ class WitnessServer:
             request = self.codec.decode_request(data)
         except WireError as err:
             self.drop(err.reason)
-            log.debug("dropped a datagram: %s", err)
             return None
         if request.node not in self.cluster.node_names:
             self.drop("unknown_node")
