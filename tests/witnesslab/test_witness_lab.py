@@ -1,98 +1,25 @@
 """Two real agents arbitrated by a real witness running in the lab's client namespace.
 
-Heartbeats go over the private link and the serial line; the witness sits on the LAN
-(192.0.2.0/24), which both nodes reach, so cutting the private link and the serial
-line cuts the nodes from each other but not from the witness.
+The layout is `hotstandby.lab.witness`: heartbeats over the private link and the serial
+line, the witness on the LAN that both nodes reach.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from hotstandby.cli.control_cmds import ControlError, call
-from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab, skip_reason
-from hotstandby.lab.cluster import ClusterSpec, LabCluster
-from hotstandby.lab.procs import LabProcess
+from hotstandby.lab import FLOATING_IPV4, Lab, skip_reason
+from hotstandby.lab.cluster import LabCluster
+from hotstandby.lab.witness import LEASE, WitnessLab, other
 
 pytestmark = pytest.mark.lab
 
 #: Namespaces, state files and temp dirs of these tests start with this.
 PREFIX = "hwi"
-PORT = 7788
-LEASE = 3.0  # the shortest round lease the lease rule allows with these timers (2.61 s)
-TIMERS = {"interval": "100ms", "warn_time": "300ms", "dead_time": "500ms"}
-TIMERS |= {"initial_dead": "2s", "lease": f"{LEASE:g}s", "release": "500ms"}
-
-
-class WitnessLab:
-    """A lab cluster in witness mode and the witness process in the client namespace."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.address = f"{lab.node(CLIENT).lan_ipv4}:{PORT}"
-        spec = ClusterSpec(
-            name="wlab",
-            arbitration=f'mode = "witness"\nwitness = "{self.address}"',
-            timers=TIMERS,
-            links=("private", "serial"),
-        )
-        self.cluster = LabCluster(lab, spec)
-        self.cluster.write()
-        self.state_dir = self.cluster.dir / "witness-state"
-        self.log_path = self.cluster.dir / "witness.log"
-        self.proc: LabProcess | None = None
-
-    def start_witness(self) -> None:
-        argv = [
-            sys.executable, "-m", "hotstandby", "witness",
-            "-c", str(self.cluster.config), "--listen", self.address,
-            "--state-dir", str(self.state_dir), "--log-level", "debug",
-        ]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            self.proc = self.lab.spawn(CLIENT, argv, stdout=log, stderr=log)
-
-    def stop_witness(self) -> None:
-        assert self.proc is not None
-        self.lab.kill(self.proc)
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def up(self) -> str:
-        """Start the witness and both agents; the active node once the standby sees it."""
-        self.start_witness()
-        self.cluster.start_all()
-        active = self.cluster.wait_active(30)
-        self.cluster.wait_for(
-            "the standby to confirm the active node",
-            lambda: (
-                (s := self.cluster.status(other(active))) is not None
-                and s["role"] == "standby"
-                and all(p["confirmed"] for p in s["peers"])
-            ),
-            10,
-        )
-        # The witness grants nobody for one span after its start; until the active node
-        # holds a lease, a cut would (rightly) have it give the group up.
-        self.cluster.wait_for(
-            "the active node to hold the witness's lease",
-            lambda: (
-                (s := self.cluster.status(active)) is not None
-                and (s["lease_left"] or 0) > LEASE / 2
-            ),
-            3 * LEASE,
-        )
-        return active
-
-
-def other(node: str) -> str:
-    """The other node of the pair."""
-    return "beta" if node == "alpha" else "alpha"
 
 
 def events(cluster: LabCluster, node: str) -> list[dict[str, object]]:
