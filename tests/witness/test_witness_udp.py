@@ -252,3 +252,25 @@ def test_a_disk_request_is_no_witness_business(request_kind: ArbiterRequest) -> 
     client = build_arbiter(witness_cluster(), "alpha", SECRET)
     assert client is not None
     assert asyncio.run(client.ask(request_kind, 1, 1.0, None)) == []
+
+
+def test_concurrent_asks_of_one_node_take_effect_in_the_order_asked(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        s = Setup(tmp_path / "witness.json")
+        try:
+            server = await s.start(hold_off=False)
+            alpha = s.client("alpha")
+            assert await outcome(alpha, CLAIM) == "granted"
+            # The agent loop runs each request in a task of its own: a RENEW still under
+            # way when the RELEASE is asked must not land after it.
+            for _ in range(5):
+                renew = asyncio.create_task(alpha.ask(RENEW, 3, 2.0, None))
+                release = asyncio.create_task(alpha.ask(RELEASE, 3, 2.1, None))
+                assert [a.outcome for a in await renew] == [ArbiterOutcome.RENEWED]
+                assert await release == []
+                assert server.ledger.table.holder is None
+                assert await outcome(alpha, CLAIM) == "granted"
+        finally:
+            s.close()
+
+    run(scenario())

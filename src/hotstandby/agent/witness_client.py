@@ -141,7 +141,9 @@ class WitnessClient:
             transport = await self._connect()
             while True:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                # Sent at least once, even when the lock took the whole budget: a
+                # RELEASE queued behind a slow renewal must still reach the witness.
+                if left <= 0 and tries:
                     return None, tries
                 tries += 1
                 transport.sendto(data)
