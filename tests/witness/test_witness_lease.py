@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hotstandby.core import timing
+from hotstandby.core.cluster import ArbitrationMode, Cluster
 from hotstandby.core.messages import ArbiterOutcome, ArbiterRequest
 from hotstandby.sim.arbiter import Witness
 from hotstandby.witness.lease import LeaseTable, Ledger, restarted
 from hotstandby.witness.protocol import Kind, Request, Verdict
+from hotstandby.witness.server import lease_span
+from tests.core.pair import make_cluster
 
 SPAN = 2.5
 steps = st.lists(
@@ -77,3 +83,21 @@ def test_after_a_restart_with_no_record_nobody_is_granted_for_one_span() -> None
     assert outcome is None
     table, outcome = table.request("alpha", ArbiterRequest.RENEW, SPAN)
     assert outcome is ArbiterOutcome.RENEWED
+
+
+@given(st.floats(0.5, 120.0), st.floats(0.0, 0.01))
+def test_the_witness_span_outlasts_the_holders_validity_on_any_clocks(
+    lease: float, drift: float
+) -> None:
+    # The holder's clock may run slow and the witness's fast, each by `drift`: in real
+    # time the witness must still keep the lease at least as long as the holder uses it.
+    cluster = witness_cluster(lease, drift)
+    span = lease_span(cluster)
+    validity = timing.lease_validity(cluster)
+    assert span / (1 + drift) >= validity / (1 - drift) - 1e-9
+
+
+def witness_cluster(lease: float, drift: float) -> Cluster:
+    """A cluster with these lease timers (only the timers matter here)."""
+    base = make_cluster(ArbitrationMode.WITNESS)
+    return replace(base, timers=replace(base.timers, lease=lease, max_drift=drift))
