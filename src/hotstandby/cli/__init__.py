@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Each module defines register(subparsers); each subcommand sets `func(args) -> int`.
-MODULES = ("agent_cmd", "check_cmd", "simulate_cmd", "demo_cmd", "control_cmds")
+MODULES = ("agent_cmd", "check_cmd", "simulate_cmd", "demo_cmd", "control_cmds", "witness_cmd")
 # The daemon runs for months with its memory locked: it loads only its own module, not
 # the simulator, the lab and the demo that the other subcommands bring in.
 DAEMON = ("agent", "agent_cmd")

@@ -83,6 +83,7 @@ def check(path: str, *, as_json: bool, out: TextIO, err: TextIO, node: str | Non
             print(line, file=err)
         return EXIT_BAD_FILE
     found = list(risks(cluster)) + _resource_risks(cluster, node) + _http_risks(cluster, node)
+    found += _witness_risks(cluster)
     warnings = [(line_of(text, r.key), r) for r in found]
     report = takeover_budget(cluster)
     if as_json:
@@ -149,6 +150,32 @@ def _http_risks(cluster: Cluster, node: str | None) -> list[Risk]:
         message = f"on {here}: {error}; the agent runs without its HTTP interface"
         return [Risk(("http", "token_file"), message)]
     return []
+
+
+def _witness_risks(cluster: Cluster) -> list[Risk]:
+    """A witness at one of the nodes' own addresses: it goes down with that node."""
+    witness = cluster.arbitration.witness
+    if cluster.arbitration.mode is not ArbitrationMode.WITNESS or witness is None:
+        return []
+    host = witness.rpartition(":")[0].strip("[]").lower()
+    for n in cluster.nodes:
+        own = [n.address] + [link.endpoints.get(n.name) for link in cluster.links]
+        if host in {a.lower() for a in own if a}:
+            message = (
+                f"the witness {witness} is at an address of node {n.name}: a witness on a node "
+                "is no witness (when that node fails, the other cannot get the lease). Run "
+                "`hotstandby witness` on a third machine."
+            )
+            return [Risk(("arbitration", "witness"), message)]
+    return []
+
+
+def _arbitration_text(cluster: Cluster) -> str:
+    """The mode, and where the witness is."""
+    arb = cluster.arbitration
+    if arb.mode is ArbitrationMode.WITNESS and arb.witness is not None:
+        return f"{arb.mode.value} at {arb.witness} (UDP; `hotstandby witness` there)"
+    return arb.mode.value
 
 
 def _error_json(path: str, error: ConfigError) -> dict[str, Any]:
@@ -229,7 +256,7 @@ def _report_text(
         f"{path}: OK, cluster {cluster.name!r}, sha256 {cluster.digest}",
         f"  nodes: {', '.join(cluster.node_names)}",
         f"  links: {links}",
-        f"  arbitration: {cluster.arbitration.mode.value}",
+        f"  arbitration: {_arbitration_text(cluster)}",
         f"  timers: {timers}",
         f"  http: {_http_text(cluster)}",
         "",
