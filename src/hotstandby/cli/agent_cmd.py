@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotstandby.agent.alarms import AlarmConfigError, ChannelSpec, parse_channels
+from hotstandby.agent.arbiter import build_arbiter
 from hotstandby.agent.control import ControlServer, ControlSocketBusyError, default_socket
 from hotstandby.agent.fence import build_fence
 from hotstandby.agent.history import Rotation
@@ -73,6 +74,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             links=build_links(cluster, node),
             resources=build_resources(cluster, node, report),
             fence=build_fence(cluster, node),
+            arbiter=build_arbiter(cluster, node, secret),
         )
         channels = parse_channels(cluster)
     except AlarmConfigError as err:
