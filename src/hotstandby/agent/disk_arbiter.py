@@ -8,9 +8,10 @@ a sequence number). The requests of the core:
 - CLAIM(peer, token): post "release or die" with the claim's token in our cell of the peer's
   row; GRANTED once it is written and read back.
 - RENEW: read our own row; answer RELEASE_REQUESTED(peer, token) for every request posted
-  there and not yet acknowledged by us, PEER_RELEASED(peer, token) once per new
-  acknowledgement, then RENEWED last (the read is complete). The lease itself is counted by
-  the core from the request's time: a node that cannot read the disk cannot renew it.
+  there and not yet acknowledged by us, PEER_RELEASED(peer, token) once when the peer
+  acknowledged the claim we now post to it, then RENEWED last (the read is complete). The
+  lease itself is counted by the core from the request's time: a node that cannot read the
+  disk cannot renew it, and gives up what it holds when the lease runs out.
 - ACK(peer, token): tell the claimant we released, echoing its token; no answer.
 - RELEASE(peer): take our release request back off the peer's row; no answer.
 
@@ -89,7 +90,7 @@ class DiskArbiter:
         self._seq = first_seq
         self._last_seq: dict[str, int] = {}  # per writer: the highest seq read from it
         self._acked: set[tuple[str, int]] = set()  # requests we acknowledged
-        self._reported: dict[str, int] = {}  # per writer: the last acknowledgement reported
+        self._reported: dict[str, int] = {}  # per writer: the claim token last reported acked
         self._fd: int | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arbiter-disk")
         self._job: asyncio.Future[bytes | None] | None = None
@@ -115,8 +116,6 @@ class DiskArbiter:
                 posted, released = self._mine[target]
                 if request is ArbiterRequest.CLAIM:
                     posted = token
-                    # An acknowledgement on the disk now answers an older claim: not news.
-                    self._reported.pop(target, None)
                 elif request is ArbiterRequest.RELEASE:
                     if token and posted != token:
                         continue  # a newer claim's request stays
@@ -177,8 +176,11 @@ class DiskArbiter:
                 out.append(
                     ArbiterAnswer(ArbiterOutcome.RELEASE_REQUESTED, at, writer, token=cell.request)
                 )
-            if cell.released and self._reported.get(writer) != cell.released:
-                self._reported[writer] = cell.released
+            # Only an acknowledgement of the claim we post now is news: one that echoes an
+            # older claim's token says nothing about the peer since (DiskSlots clears those).
+            posted = self._mine[writer][0]
+            if cell.released and cell.released == posted and self._reported.get(writer) != posted:
+                self._reported[writer] = posted
                 out.append(
                     ArbiterAnswer(ArbiterOutcome.PEER_RELEASED, at, writer, token=cell.released)
                 )
