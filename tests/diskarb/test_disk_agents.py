@@ -127,8 +127,7 @@ class HolderWatch:
         while not self._stop.is_set():
             live = [n for n in self.lab.holders(FLOATING_IPV4) if n not in self.dead]
             self.samples += 1
-            if len(live) > self.most:
-                self.most = len(live)
+            self.most = max(self.most, len(live))
             if not self.seen or self.seen[-1][1] != live:
                 self.seen.append((time.monotonic(), live))
             self._stop.wait(0.02)
