@@ -25,6 +25,7 @@ from hotstandby.agent.recording import attach
 from hotstandby.agent.resources import build_resources
 from hotstandby.agent.state_store import StateStore
 from hotstandby.agent.system import go_realtime, lock_memory, notify, watchdog_interval
+from hotstandby.agent.watchdog import Watchdog, WatchdogError, arm_watchdog
 from hotstandby.config import ConfigError, load
 from hotstandby.core.cluster import Cluster
 from hotstandby.core.messages import AdminAction, AdminRequest
@@ -119,9 +120,23 @@ async def _serve(
     from hotstandby.agent.http.plan import start_http  # noqa: PLC0415
 
     web = await start_http(agent)
+    arbitration = agent.cluster.arbitration
+    dog: Watchdog | None = None
+    planned = False
     try:
+        # Armed last: from here on, only a planned stop that completes disarms it.
+        try:
+            dog = arm_watchdog(
+                arbitration.watchdog_timeout, arbitration.watchdog_device, agent.on_step
+            )
+        except WatchdogError as err:
+            print(f"hotstandby: {err}", file=sys.stderr)
+            return 2
         await agent.run()
+        planned = True
     finally:
+        if dog is not None:
+            await dog.stop(planned)
         if web is not None:
             await web.close()
         await control.close()
