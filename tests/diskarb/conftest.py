@@ -6,6 +6,8 @@ import contextlib
 import os
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,8 +43,12 @@ def shared_disk(tmp_path: Path) -> Iterator[SharedDisk]:
 
 
 @contextlib.contextmanager
-def slow_device(device: str, bytes_per_second: int = 512) -> Iterator[Callable[[], None]]:
-    """Throttle this process's I/O to device (blkio cgroup); yields a function that lifts it.
+def slow_device(
+    device: str, bytes_per_second: int = 512, pid: int | None = None
+) -> Iterator[Callable[[], None]]:
+    """Throttle a process's I/O to device (blkio cgroup); yields a function that lifts it.
+
+    The process is this one, or `pid` (with every thread it has or starts later).
 
     At 512 B/s every 4 KiB request waits about 8 s in the block layer; lifting the limit
     releases the queued requests at once. Other loop devices stay fast.
@@ -51,8 +57,9 @@ def slow_device(device: str, bytes_per_second: int = 512) -> Iterator[Callable[[
         pytest.skip("needs the cgroup v1 blkio controller with throttling (no dm-delay here)")
     rdev = os.stat(device).st_rdev
     key = f"{os.major(rdev)}:{os.minor(rdev)}"
+    member = os.getpid() if pid is None else pid
     home = BLKIO
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+    for line in Path(f"/proc/{member}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         if "blkio" in controllers.split(","):
             home = BLKIO / path.lstrip("/")
@@ -67,9 +74,46 @@ def slow_device(device: str, bytes_per_second: int = 512) -> Iterator[Callable[[
     try:
         for limit in limits:
             limit.write_text(f"{key} {bytes_per_second}")
-        (group / "cgroup.procs").write_text(str(os.getpid()))
+        (group / "cgroup.procs").write_text(str(member))
         yield lift
     finally:
         lift()
-        (home / "cgroup.procs").write_text(str(os.getpid()))
+        with contextlib.suppress(OSError):  # a process that has ended left the group already
+            (home / "cgroup.procs").write_text(str(member))
         group.rmdir()
+
+
+class Recorder:
+    """Reads a FIFO in a thread, noting when each byte arrived."""
+
+    def __init__(self, path: Path) -> None:
+        os.mkfifo(path)
+        self.path = path
+        self.got: list[tuple[float, bytes]] = []
+        # Open the reading end first (non-blocking), so the writer's open does not wait.
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            try:
+                data = os.read(self._fd, 64)
+            except BlockingIOError:
+                time.sleep(0.005)
+                continue
+            now = time.monotonic()
+            self.got.extend((now, bytes([b])) for b in data)
+            if not data:
+                time.sleep(0.005)
+
+    def bytes(self) -> bytes:
+        """Everything written so far."""
+        return b"".join(b for _, b in self.got)
+
+    def close(self) -> None:
+        """Stop reading."""
+        self._done.set()
+        self._thread.join(5)
+        os.close(self._fd)

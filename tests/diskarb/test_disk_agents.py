@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,6 +21,8 @@ from hotstandby.core.timing import disk_claim_wait
 from hotstandby.lab import FLOATING_IPV4, Lab, skip_reason
 from hotstandby.lab._cmd import run
 from hotstandby.lab.cluster import ClusterSpec, LabCluster
+
+from .conftest import Recorder, slow_device
 
 pytestmark = pytest.mark.lab
 
@@ -207,3 +209,78 @@ def test_a_frozen_active_never_serves_alongside_the_new_one(lab: Lab, cluster: L
         watch.until([final])
     print(f"\nfrozen {active} for {3 * dead_time:g}s -> {final} active, holders {watch.seen}")
     assert watch.most == 1, watch.seen
+
+
+def test_an_active_that_loses_the_disk_and_its_peer_gives_up_first(
+    lab: Lab, cluster: LabCluster, arbitration_device: str
+) -> None:
+    active = up(cluster)
+    standby = other(active)
+    agent = cluster.agents[active].pid
+    # Its reads of the arbitration area now hang in the kernel: every RENEW times out.
+    with HolderWatch(lab) as watch, slow_device(arbitration_device, pid=agent):
+        began = time.monotonic()
+        for link in ("private", "lan-alpha", "lan-beta"):
+            lab.cut(link)
+        lab.cut_serial()
+        for node in ("alpha", "beta"):
+            lab.cut_disk(node)
+        cluster.wait_for(
+            "the cut-off active to give up",
+            lambda: "demote.unconfirmed" in rules(cluster, active),
+            30,
+        )
+        gave_up = time.monotonic() - began
+        cluster.wait_for("the standby to take over", lambda: cluster.active() == standby, 30)
+        took = time.monotonic() - began
+        watch.until([standby])
+    print(f"\ndisk and peer lost: {active} gave up after {gave_up:.2f}s, active {took:.2f}s")
+    assert watch.most == 1, watch.seen
+    assert gave_up < took
+
+
+def test_real_agents_pet_the_watchdog_and_only_a_planned_stop_disarms_it(
+    lab: Lab, arbitration_device: str
+) -> None:
+    # A FIFO stands in for /dev/watchdog (one path for both nodes, as in the cluster file):
+    # a real watchdog (softdog included) would reset this machine.
+    fifo = Recorder(lab.workdir / "watchdog")
+    spec = ClusterSpec(
+        arbitration=(
+            f'mode = "disk"\ndevice = "{arbitration_device}"\n'
+            f'watchdog_timeout = "1s"\nwatchdog_device = "{fifo.path}"'
+        ),
+        links=("lan", "private", "serial", "disk"),
+        timers={**TIMERS, "lease": "6s"},  # the watchdog adds 1 s to the release bound
+    )
+    cluster = LabCluster(lab, spec)
+    cluster.write()
+    try:
+        active = up(cluster)
+        standby = other(active)
+        began = time.monotonic()
+        time.sleep(1.0)
+        pets = [t for t, b in fifo.got if b == b"\0" and t >= began]
+        assert len(pets) >= 2 * 3  # both agents, every 1/3 s at least
+        assert b"V" not in fifo.bytes()
+        # A planned stop (SIGTERM) of the standby ends with the magic close.
+        cluster.agents[standby].popen.send_signal(15)
+        assert cluster.agents[standby].popen.wait(15) == 0
+        _until(lambda: fifo.bytes().count(b"V") == 1)
+        # A node that dies without a planned stop leaves it armed.
+        lab.kill(cluster.agents[active])
+        time.sleep(0.3)
+        assert fifo.bytes().count(b"V") == 1
+        print(f"\nwatchdog: {len(pets)} pets from two agents in 1 s")
+    finally:
+        for proc in cluster.agents.values():
+            if proc.popen.poll() is None:
+                lab.kill(proc)
+        fifo.close()
+
+
+def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

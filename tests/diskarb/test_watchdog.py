@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,41 +15,7 @@ import pytest
 
 from hotstandby.agent.watchdog import Watchdog, WatchdogError, arm_watchdog
 
-
-class Recorder:
-    """Reads a FIFO in a thread, noting when each byte arrived."""
-
-    def __init__(self, path: Path) -> None:
-        os.mkfifo(path)
-        self.path = path
-        self.got: list[tuple[float, bytes]] = []
-        # Open the reading end first (non-blocking), so the writer's open does not wait.
-        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            try:
-                data = os.read(self._fd, 64)
-            except BlockingIOError:
-                time.sleep(0.005)
-                continue
-            now = time.monotonic()
-            self.got.extend((now, bytes([b])) for b in data)
-            if not data:
-                time.sleep(0.005)
-
-    def bytes(self) -> bytes:
-        """Everything written so far."""
-        return b"".join(b for _, b in self.got)
-
-    def close(self) -> None:
-        """Stop reading."""
-        self._done.set()
-        self._thread.join(5)
-        os.close(self._fd)
+from .conftest import Recorder
 
 
 @pytest.fixture
