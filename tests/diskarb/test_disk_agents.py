@@ -160,6 +160,14 @@ def test_power_loss_the_standby_takes_over_after_the_documented_wait(
     assert took < wait + 0.5 + 3.0
     assert "takeover.disk" in rules(cluster, standby)
     assert watch.most == 1
+    status = cluster.status(standby)
+    assert status is not None
+    assert status["arbiter"] == {
+        "kind": "disk",
+        "device": cluster.spec.arbitration.split('"')[3],
+        "dropped": {},
+        "failed": {},
+    }
 
 
 def test_every_network_and_serial_link_cut_the_disk_decides(lab: Lab, cluster: LabCluster) -> None:

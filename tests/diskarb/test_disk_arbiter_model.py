@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hotstandby.agent.disk_arbiter import DiskArbiter
-from hotstandby.config.disk_layout import SLOT_SIZE, arbitration_area
+from hotstandby.config.disk_layout import arbitration_area
 from hotstandby.core.messages import ArbiterOutcome, ArbiterRequest
 from hotstandby.lab.disk import SharedDisk
 from hotstandby.sim.arbiter import DiskSlots
@@ -128,4 +128,3 @@ def test_the_wipe_leaves_no_cells(disk: SharedDisk) -> None:
             await b.close()
 
     asyncio.run(scenario())
-    assert SLOT_SIZE == 4096

@@ -128,6 +128,15 @@ class DiskArbiter:
                 return [ArbiterAnswer(ArbiterOutcome.GRANTED, at, peer, token=token)]
             return []
 
+    def status(self) -> dict[str, object]:
+        """The `arbiter` section of `hotstandby status`: the device and what was counted."""
+        return {
+            "kind": "disk",
+            "device": self.device,
+            "dropped": dict(self.stats.dropped),
+            "failed": dict(self.stats.failed),
+        }
+
     async def close(self) -> None:
         """Close the device once no I/O of ours still runs on it."""
         self._closed = True

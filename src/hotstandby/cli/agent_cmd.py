@@ -17,6 +17,7 @@ from typing import Any
 from hotstandby.agent.alarms import AlarmConfigError, ChannelSpec, parse_channels
 from hotstandby.agent.arbiter import build_arbiter
 from hotstandby.agent.control import ControlServer, ControlSocketBusyError, default_socket
+from hotstandby.agent.disk_arbiter import DiskArbiter
 from hotstandby.agent.fence import build_fence
 from hotstandby.agent.history import Rotation
 from hotstandby.agent.links import build_links
@@ -90,6 +91,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     store = StateStore(Path(args.state_dir) / cluster.name)
     agent = Agent(cluster, node, secret, adapters, store)
     agents.append(agent)
+    if isinstance(adapters.arbiter, DiskArbiter):
+        agent.status_sections["arbiter"] = adapters.arbiter.status
     rotation = Rotation(max(1, args.history_max_kib) * 1024, max(0, args.history_keep))
     recording = (store.directory, channels, rotation)
     # Everything built so far (modules, configuration, adapters) lives as long as the
