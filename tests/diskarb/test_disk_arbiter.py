@@ -232,3 +232,23 @@ def test_a_slow_device_fails_within_the_timeout_and_never_stalls_the_loop(
             await b.close()
 
     asyncio.run(scenario())
+
+
+def test_a_restart_with_the_clock_stepped_back_is_not_taken_for_a_replay(
+    shared_disk: SharedDisk,
+) -> None:
+    async def scenario(b: DiskArbiter) -> None:
+        before = DiskArbiter("lab", NODES, "a", SECRET, shared_disk.device("a"), first_seq=10**12)
+        await before.ask(CLAIM, 2, 1.0, "b", token=30)
+        await before.close()
+        assert _seen(await b.ask(RENEW, 1, 2.0, None))[0] == (REQUESTED, "a", 30)
+        # The next boot's clock reads earlier: its numbers go on from what the disk holds.
+        after = DiskArbiter("lab", NODES, "a", SECRET, shared_disk.device("a"), first_seq=5)
+        try:
+            await after.ask(CLAIM, 3, 3.0, "b", token=31)
+        finally:
+            await after.close()
+        assert _seen(await b.ask(RENEW, 1, 4.0, None))[0] == (REQUESTED, "a", 31)
+        assert b.stats.dropped == {}
+
+    _run(shared_disk, scenario, "b")

@@ -16,10 +16,10 @@ a sequence number). The requests of the core:
 - RELEASE(peer): take our release request back off the peer's row; no answer.
 
 Any failed or late I/O raises, which the agent loop turns into UNREACHABLE. All I/O runs in
-one worker thread of this adapter (never on the event loop), each request's system calls in
-one job so requests take effect in the order asked. A job still stuck in the kernel makes
-every later request fail at once ("io_busy") instead of queueing behind it: a hung device
-costs one thread, and a request never lands after a later one.
+a worker thread (never on the event loop), one job at a time, and requests are carried out
+one at a time in the order asked. A job still stuck in the kernel makes every later request
+fail at once ("io_busy") instead of queueing behind it: a hung device costs one (daemon)
+thread, and a request never lands after a later one.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ import asyncio
 import contextlib
 import logging
 import mmap
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass, field
 
 from hotstandby.agent.arbiter_cell import Cell, CellCodec, CellError
 from hotstandby.agent.links.disk import DiskIO
-from hotstandby.config.disk_layout import SLOT_SIZE, cell_offset
+from hotstandby.config.disk_layout import SLOT_SIZE, arbitration_area, cell_offset
 from hotstandby.core.messages import ArbiterAnswer, ArbiterOutcome, ArbiterRequest
 
 log = logging.getLogger("hotstandby.arbiter.disk")
@@ -88,16 +88,13 @@ class DiskArbiter:
         self._mine: dict[str, tuple[int, int]] = {n: (0, 0) for n in nodes if n != node}
         # Sequence numbers grow across restarts too: the caller seeds them from the clock.
         self._seq = first_seq
+        self._seq_checked = False
         self._last_seq: dict[str, int] = {}  # per writer: the highest seq read from it
         self._acked: set[tuple[str, int]] = set()  # requests we acknowledged
         self._reported: dict[str, int] = {}  # per writer: the claim token last reported acked
         self._fd: int | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arbiter-disk")
         self._job: asyncio.Future[bytes | None] | None = None
         self._lock = asyncio.Lock()
-        # O_DIRECT needs page-aligned memory; an anonymous mmap always is.
-        self._wbuf = mmap.mmap(-1, SLOT_SIZE)
-        self._rbuf = mmap.mmap(-1, len(nodes) * SLOT_SIZE)
         self._closed = False
 
     # ------------------------------------------------------------ the port
@@ -108,7 +105,8 @@ class DiskArbiter:
         """Carry out one request of the core; raises DiskArbiterError when the disk fails."""
         async with self._lock:
             if request is ArbiterRequest.RENEW:
-                row = await self._run(None, None)
+                first = cell_offset(self.index, 0, len(self.nodes))
+                row = await self._run(None, first, first + len(self.nodes) * SLOT_SIZE)
                 assert row is not None
                 return [*self._news(row, at), ArbiterAnswer(ArbiterOutcome.RENEWED, at)]
             targets = [n for n in self._mine if peer is None or n == peer]
@@ -150,15 +148,12 @@ class DiskArbiter:
             # A stuck thread still uses the fd: closing it now could let a later open() reuse
             # the number, and the late write would land in another file.
             job.add_done_callback(lambda _f: self._release())
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             with contextlib.suppress(OSError):
                 self.io.close(fd)
-        self._wbuf.close()
-        self._rbuf.close()
 
     # ------------------------------------------------------------ reading
 
@@ -198,25 +193,56 @@ class DiskArbiter:
     # ------------------------------------------------------------ writing
 
     async def _write(self, target: str, epoch: int, posted: int, released: int) -> None:
+        if not self._seq_checked:
+            # Go on from the highest number we ever wrote, as found on the disk: a clock
+            # stepped back across a restart must not make our new cells look like replays.
+            area = await self._run(None, *arbitration_area(len(self.nodes)))
+            assert area is not None
+            self._seq = max(self._seq, self._highest_own_seq(area))
+            self._seq_checked = True
         self._seq += 1
         cell = Cell(self.node, target, self._seq, epoch, posted, released)
         offset = cell_offset(self.nodes.index(target), self.index, len(self.nodes))
-        await self._run(self.codec.encode(cell), offset)
+        await self._run(self.codec.encode(cell), offset, offset + SLOT_SIZE)
         self._mine[target] = (posted, released)
+
+    def _highest_own_seq(self, area: bytes) -> int:
+        count = len(self.nodes)
+        highest = 0
+        for t in range(count):
+            at = cell_offset(t, self.index, count) - cell_offset(0, 0, count)
+            with contextlib.suppress(CellError):
+                cell = self.codec.decode(area[at : at + SLOT_SIZE])
+                if cell is not None and cell.writer == self.node:
+                    highest = max(highest, cell.seq)
+        return highest
 
     # ------------------------------------------------------------ the worker thread
 
-    async def _run(self, data: bytes | None, offset: int | None) -> bytes | None:
-        """One job in the worker: write `data` at `offset` and read it back, or read our row."""
+    async def _run(self, data: bytes | None, start: int, end: int) -> bytes | None:
+        """One job in a worker thread: write `data` at `start` and read it back, or read
+        [start, end) when `data` is None. Raises DiskArbiterError on failure or timeout."""
         if self._closed:
             raise DiskArbiterError("arbiter closed")
         if self._job is not None and not self._job.done():
             self.stats.fail("io_busy")
             raise DiskArbiterError(f"{self.device}: an earlier I/O is still stuck")
         loop = asyncio.get_running_loop()
-        self._job = job = loop.run_in_executor(self._executor, self._io, data, offset)
+        self._job = job = loop.create_future()
         # A result that arrives after its wait timed out is read by nobody.
         job.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        def work() -> None:
+            try:
+                result: bytes | BaseException | None = self._io(data, start, end)
+            except BaseException as err:  # handed to the loop, raised there
+                result = err
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(_settle, job, result)
+
+        # A daemon thread per job (at most one runs): one stuck in the kernel must not
+        # keep the process from exiting, as an executor's joined workers would.
+        threading.Thread(target=work, name="arbiter-disk", daemon=True).start()
         try:
             # shield: a timeout stops our waiting, not the thread (which cannot be stopped).
             return await asyncio.wait_for(asyncio.shield(job), self.io_timeout)
@@ -227,24 +253,33 @@ class DiskArbiter:
             self.stats.fail(type(err).__name__ if err.errno is None else f"errno_{err.errno}")
             raise DiskArbiterError(f"{self.device}: {err}") from err
 
-    def _io(self, data: bytes | None, offset: int | None) -> bytes | None:
+    def _io(self, data: bytes | None, start: int, end: int) -> bytes | None:
         if self._fd is None:
             self._fd = self.io.open(self.device)
         fd = self._fd
-        if data is None:
-            start = cell_offset(self.index, 0, len(self.nodes))
-            got = self.io.pread(fd, self._rbuf, start)
-            if got != len(self._rbuf):
+        # O_DIRECT needs page-aligned memory; an anonymous mmap always is.
+        with mmap.mmap(-1, end - start) as buf:
+            if data is not None:
+                buf[:] = data
+                written = self.io.pwrite(fd, buf, start)
+                if written != len(buf):
+                    raise DiskArbiterError(f"{self.device}: short write ({written} bytes)")
+                # Read back through the device (O_DIRECT: not our cache): it really landed.
+                buf[:] = bytes(len(buf))
+            got = self.io.pread(fd, buf, start)
+            if got != len(buf):
                 raise DiskArbiterError(f"{self.device}: short read ({got} bytes)")
-            return self._rbuf[:]
-        assert offset is not None
-        self._wbuf[:] = data
-        written = self.io.pwrite(fd, self._wbuf, offset)
-        if written != SLOT_SIZE:
-            raise DiskArbiterError(f"{self.device}: short write ({written} bytes)")
-        # Read back through the device (O_DIRECT: not our cache) to see it really landed.
-        self._wbuf[:] = bytes(SLOT_SIZE)
-        got = self.io.pread(fd, self._wbuf, offset)
-        if got != SLOT_SIZE or self._wbuf[:] != data:
-            raise DiskArbiterError(f"{self.device}: the cell read back differs")
-        return None
+            if data is None:
+                return buf[:]
+            if buf[:] != data:
+                raise DiskArbiterError(f"{self.device}: the cell read back differs")
+            return None
+
+
+def _settle(job: asyncio.Future[bytes | None], result: bytes | BaseException | None) -> None:
+    if job.done():
+        return
+    if isinstance(result, BaseException):
+        job.set_exception(result)
+    else:
+        job.set_result(result)
