@@ -252,3 +252,21 @@ def test_a_restart_with_the_clock_stepped_back_is_not_taken_for_a_replay(
         assert b.stats.dropped == {}
 
     _run(shared_disk, scenario, "b")
+
+
+def test_an_acknowledgement_that_failed_leaves_the_request_news(shared_disk: SharedDisk) -> None:
+    async def scenario(a: DiskArbiter, b: DiskArbiter) -> None:
+        await a.ask(CLAIM, 2, 1.0, "b", token=40)
+        shared_disk.set_cut("b", True)
+        try:
+            with pytest.raises(DiskArbiterError):
+                await b.ask(ACK, 1, 2.0, "a", token=40)
+            # Reads still work on a path that refuses writes: the request is still there.
+            assert _seen(await b.ask(RENEW, 1, 3.0, None))[0] == (REQUESTED, "a", 40)
+        finally:
+            shared_disk.set_cut("b", False)
+        await b.ask(ACK, 1, 4.0, "a", token=40)
+        assert _seen(await b.ask(RENEW, 1, 5.0, None)) == [(RENEWED, None, 0)]
+        assert _seen(await a.ask(RENEW, 2, 6.0, None))[0] == (RELEASED, "b", 40)
+
+    _run(shared_disk, scenario, "a", "b")

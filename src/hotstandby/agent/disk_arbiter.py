@@ -120,8 +120,10 @@ class DiskArbiter:
                     posted = 0
                 elif request is ArbiterRequest.ACK:
                     released = token
-                    self._acked.add((target, token))
                 await self._write(target, epoch, posted, released)
+                if request is ArbiterRequest.ACK:
+                    # Only once it is on the disk: until then the request is still news.
+                    self._acked.add((target, token))
             if request is ArbiterRequest.CLAIM:
                 return [ArbiterAnswer(ArbiterOutcome.GRANTED, at, peer, token=token)]
             return []
