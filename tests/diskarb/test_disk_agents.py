@@ -215,7 +215,8 @@ def test_a_frozen_active_never_serves_alongside_the_new_one(lab: Lab, cluster: L
         final = cluster.active()
         assert final in (active, standby)
         watch.until([final])
-    print(f"\nfrozen {active} for {3 * dead_time:g}s -> {final} active, holders {watch.seen}")
+    path = [r for r in rules(cluster, active) if r.startswith(("disk.", "demote.", "takeover."))]
+    print(f"\nfrozen {active} for {3 * dead_time:g}s -> {final} active, {path}, {watch.seen}")
     assert watch.most == 1, watch.seen
 
 
