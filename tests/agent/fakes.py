@@ -178,7 +178,7 @@ class FakeArbiter:
     asked: list[tuple[ArbiterRequest, int, str | None]] = field(default_factory=list)
 
     async def ask(
-        self, request: ArbiterRequest, epoch: int, at: float, peer: str | None
+        self, request: ArbiterRequest, epoch: int, at: float, peer: str | None, token: int = 0
     ) -> list[ArbiterAnswer]:
         """Carry out one request as scripted."""
         self.asked.append((request, epoch, peer))

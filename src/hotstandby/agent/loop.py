@@ -457,7 +457,7 @@ class Agent:
             try:
                 answers = await asyncio.wait_for(
                     self.adapters.arbiter.ask(
-                        command.request, command.epoch, command.at, command.peer
+                        command.request, command.epoch, command.at, command.peer, command.token
                     ),
                     self.cluster.timers.lease / 4,
                 )

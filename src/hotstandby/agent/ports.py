@@ -109,6 +109,6 @@ class ArbiterAdapter(Protocol):
     """
 
     async def ask(
-        self, request: ArbiterRequest, epoch: int, at: float, peer: str | None
+        self, request: ArbiterRequest, epoch: int, at: float, peer: str | None, token: int = 0
     ) -> list[ArbiterAnswer]:
         """Carry out one request; answers carry `at` as their sent_at."""

@@ -97,9 +97,9 @@ class WitnessClient:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
     async def ask(
-        self, request: ArbiterRequest, epoch: int, at: float, peer: str | None
+        self, request: ArbiterRequest, epoch: int, at: float, peer: str | None, token: int = 0
     ) -> list[ArbiterAnswer]:
-        """Carry out one request; answers carry `at` as their sent_at."""
+        """Carry out one request; answers carry `at` as their sent_at (no token: disk only)."""
         kind = _KINDS.get(request)
         if kind is None:
             return []  # ACK is the disk's; a witness has nothing to do with it

@@ -17,6 +17,7 @@ from typing import Any
 from hotstandby.agent.alarms import AlarmConfigError, ChannelSpec, parse_channels
 from hotstandby.agent.arbiter import build_arbiter
 from hotstandby.agent.control import ControlServer, ControlSocketBusyError, default_socket
+from hotstandby.agent.disk_arbiter import DiskArbiter
 from hotstandby.agent.fence import build_fence
 from hotstandby.agent.history import Rotation
 from hotstandby.agent.links import build_links
@@ -25,6 +26,7 @@ from hotstandby.agent.recording import attach
 from hotstandby.agent.resources import build_resources
 from hotstandby.agent.state_store import StateStore
 from hotstandby.agent.system import go_realtime, lock_memory, notify, watchdog_interval
+from hotstandby.agent.watchdog import Watchdog, WatchdogError, arm_watchdog
 from hotstandby.config import ConfigError, load
 from hotstandby.core.cluster import Cluster
 from hotstandby.core.messages import AdminAction, AdminRequest
@@ -89,6 +91,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     store = StateStore(Path(args.state_dir) / cluster.name)
     agent = Agent(cluster, node, secret, adapters, store)
     agents.append(agent)
+    if isinstance(adapters.arbiter, DiskArbiter):
+        agent.status_sections["arbiter"] = adapters.arbiter.status
     rotation = Rotation(max(1, args.history_max_kib) * 1024, max(0, args.history_keep))
     recording = (store.directory, channels, rotation)
     # Everything built so far (modules, configuration, adapters) lives as long as the
@@ -119,9 +123,23 @@ async def _serve(
     from hotstandby.agent.http.plan import start_http  # noqa: PLC0415
 
     web = await start_http(agent)
+    arbitration = agent.cluster.arbitration
+    dog: Watchdog | None = None
+    planned = False
     try:
+        # Armed last: from here on, only a planned stop that completes disarms it.
+        try:
+            dog = arm_watchdog(
+                arbitration.watchdog_timeout, arbitration.watchdog_device, agent.on_step
+            )
+        except WatchdogError as err:
+            print(f"hotstandby: {err}", file=sys.stderr)
+            return 2
         await agent.run()
+        planned = True
     finally:
+        if dog is not None:
+            await dog.stop(planned)
         if web is not None:
             await web.close()
         await control.close()

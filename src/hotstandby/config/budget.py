@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
+from hotstandby.config.disk_layout import SLOT_SIZE, arbitration_area, heartbeat_area
 from hotstandby.config.durations import format_duration as fd
 from hotstandby.config.durations import parse_duration
 from hotstandby.config.errors import KeyPath, Violation
@@ -269,6 +270,25 @@ def _arbitration_rules(cluster: Cluster) -> Iterator[Violation]:
     if arb.mode is ArbitrationMode.FENCE and not arb.fence:
         expected = "at least one [[arbitration.fence]] table with an agent (fence mode)"
         yield Violation(("arbitration", "fence"), expected, "none")
+    if arb.mode is ArbitrationMode.DISK and arb.device is not None:
+        yield from _arbitration_overlaps(cluster, arb.device)
+
+
+def _arbitration_overlaps(cluster: Cluster, device: str) -> Iterator[Violation]:
+    # Compared by path: two paths to one storage (a SAN's multipath names) are not seen.
+    count = len(cluster.nodes)
+    start, end = arbitration_area(count)
+    for i, link in enumerate(cluster.links):
+        if link.kind is not LinkKind.DISK or device not in link.endpoints.values():
+            continue
+        first, last = heartbeat_area(link.offset, count)
+        if first < end and start < last:
+            expected = (
+                f"a heartbeat area ({count} slots of {SLOT_SIZE} bytes) clear of the "
+                f"arbitration area on {device} (bytes {start} to {end}): an offset of at "
+                f"most {start - count * SLOT_SIZE}, or from {end}"
+            )
+            yield Violation(("link", i, "offset"), expected, str(link.offset))
 
 
 # -- the risks --------------------------------------------------------------------------
