@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab
 from hotstandby.lab.cluster import LabCluster
 from hotstandby.wire.keys import write_new_secret
@@ -20,34 +19,8 @@ def other(node: str) -> str:
     return "beta" if node == "alpha" else "alpha"
 
 
-def up(cluster: LabCluster) -> str:
-    """Start both agents and wait until one is active and the other a standby that sees it."""
-    cluster.start_all()
-    active = cluster.wait_active(20)
-    cluster.wait_for(
-        "the standby to confirm the active node",
-        lambda: (
-            (s := cluster.status(other(active))) is not None
-            and s["role"] == "standby"
-            and all(p["confirmed"] for p in s["peers"])
-        ),
-        10,
-    )
-    return active
-
-
-def events(cluster: LabCluster, node: str) -> list[dict[str, object]]:
-    """node's event history (empty while its agent does not answer yet)."""
-    try:
-        answer = call(cluster.socket(node), {"op": "events", "limit": 1000})
-    except ControlError:
-        return []
-    history: list[dict[str, object]] = answer["events"]
-    return history
-
-
 def test_power_loss_of_the_active_moves_the_floating_ip(lab: Lab, cluster: LabCluster) -> None:
-    active = up(cluster)
+    active = cluster.up()
     assert lab.holders(FLOATING_IPV4) == [active]
     assert lab.ping(CLIENT, FLOATING_IPV4)
     lab.power_loss(active)
@@ -63,7 +36,7 @@ def test_power_loss_of_the_active_moves_the_floating_ip(lab: Lab, cluster: LabCl
 
 
 def test_one_link_cut_is_ridden_out_with_a_warning(lab: Lab, cluster: LabCluster) -> None:
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     lab.cut("private")
     cluster.wait_for(
@@ -78,14 +51,14 @@ def test_one_link_cut_is_ridden_out_with_a_warning(lab: Lab, cluster: LabCluster
     assert cluster.active() == active
     roles = cluster.roles()
     assert roles[standby] == "standby"
-    kinds = [e["kind"] for e in events(cluster, standby)]
+    kinds = [e["kind"] for e in cluster.events(standby)]
     assert "alarm.link_down" in kinds
     assert "alarm.takeover" not in kinds
     assert lab.holders(FLOATING_IPV4) == [active]
 
 
 def test_the_old_active_rejoins_as_standby(lab: Lab, cluster: LabCluster) -> None:
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     lab.power_loss(active)
     cluster.wait_active(20, other_than=active)
@@ -105,7 +78,7 @@ def test_the_old_active_rejoins_as_standby(lab: Lab, cluster: LabCluster) -> Non
 
 
 def test_switchover_from_the_command_line(lab: Lab, cluster: LabCluster) -> None:
-    active = up(cluster)
+    active = cluster.up()
     target = other(active)
     done = subprocess.run(
         [sys.executable, "-m", "hotstandby", "switchover", "--socket", cluster.socket(active)],
@@ -142,7 +115,7 @@ def test_a_wrong_secret_is_rejected_and_said_so(lab: Lab, cluster: LabCluster) -
     def rejected() -> bool:
         return any(
             e["kind"] == "link.rejected" and "authentication failed" in str(e["message"])
-            for e in events(cluster, "alpha")
+            for e in cluster.events("alpha")
         )
 
     cluster.wait_for("alpha to report rejected heartbeats", rejected, 10)

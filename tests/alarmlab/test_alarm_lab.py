@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab import CLIENT, Lab
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 
@@ -88,32 +87,6 @@ def read_json(path: Path) -> list[dict[str, Any]]:
     return got
 
 
-def events(cluster: LabCluster, node: str, **request: Any) -> list[dict[str, Any]]:
-    """node's event history as its agent answers it ([] while it does not answer)."""
-    try:
-        answer = call(cluster.socket(node), {"op": "events", "limit": 2000, **request})
-    except ControlError:
-        return []
-    got: list[dict[str, Any]] = answer["events"]
-    return got
-
-
-def up(cluster: LabCluster) -> str:
-    """Start both agents; the active node once the standby confirms it."""
-    cluster.start_all()
-    active = cluster.wait_active(30)
-    cluster.wait_for(
-        "the standby to confirm the active node",
-        lambda: (
-            (s := cluster.status(other(active))) is not None
-            and s["role"] == "standby"
-            and all(p["confirmed"] for p in s["peers"])
-        ),
-        15,
-    )
-    return active
-
-
 def test_power_loss_every_channel_gets_the_takeover_alarm_and_a_timeline_is_kept(
     lab: Lab,
 ) -> None:
@@ -144,7 +117,7 @@ def test_power_loss_every_channel_gets_the_takeover_alarm_and_a_timeline_is_kept
         return any(f" {node}: CRITICAL takeover: " in d and "epoch 1]" not in d for d in datagrams)
 
     try:
-        active = up(cluster)
+        active = cluster.up()
         standby = other(active)
         lab.power_loss(active)
         assert cluster.wait_active(30, other_than=active) == standby
@@ -220,7 +193,7 @@ def test_the_history_survives_a_restart_and_rotates(lab: Lab) -> None:
         lambda: (s := cluster.status(standby)) and s["role"] == "standby",
         15,
     )
-    before = events(cluster, standby)
+    before = cluster.events(standby)
     assert before
     state = cluster.dir / f"state-{standby}" / "lab"
     cluster.wait_for("the history on disk", (state / "events.jsonl").exists, 10)
@@ -242,16 +215,16 @@ def test_the_history_survives_a_restart_and_rotates(lab: Lab) -> None:
         lambda: (s := cluster.status(standby)) and s["role"] == "standby",
         20,
     )
-    after = events(cluster, standby)
+    after = cluster.events(standby)
     old = [e for e in after if e["at"] < restarted]
     assert old, "nothing from before the restart"
     # What was shown before the restart is shown after it (as much as the small files keep).
     assert {(e["at"], e["kind"]) for e in old} & {(e["at"], e["kind"]) for e in before}
     assert any(e["kind"] == "exit" for e in old)  # the planned stop's last record
     # Filters: by kind prefix and by time.
-    roles = events(cluster, standby, kind="role")
+    roles = cluster.events(standby, kind="role")
     assert roles and all(e["kind"] == "role" for e in roles)
-    assert all(e["at"] >= restarted for e in events(cluster, standby, since=restarted))
+    assert all(e["at"] >= restarted for e in cluster.events(standby, since=restarted))
     # Small files: rotated, at most two old ones kept, none much beyond the limit.
     cluster.wait_for("a rotation", (state / "events.jsonl.1").exists, 10)
     files = sorted(p.name for p in state.iterdir() if p.name.startswith("events.jsonl"))

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotstandby.lab import Lab, LabError, LabProcess
+from hotstandby.lab import Lab, LabError
 from hotstandby.lab.dns import DnsServer
 from hotstandby.lab.netns import ns_argv
 
@@ -20,24 +17,6 @@ HELPER = str(Path(__file__).with_name("alias_helper.py"))
 #: Bound on any single answer from a helper (python start-up and imports included).
 ANSWER_TIMEOUT = 15.0
 HOSTNAME = "db.example.org."
-
-
-def _read_line(proc: LabProcess, timeout: float) -> str:
-    """One line of the helper's stdout, bounded by timeout; LabError if none comes."""
-    stdout = proc.popen.stdout
-    assert stdout is not None
-    fd = stdout.fileno()
-    deadline = time.monotonic() + timeout
-    data = b""
-    while not data.endswith(b"\n"):
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            raise LabError(f"helper on {proc.node} did not answer within {timeout}s: {data!r}")
-        chunk = os.read(fd, 1)  # one byte at a time: one line per request, never more
-        if not chunk:
-            raise LabError(f"helper on {proc.node} exited: {proc.output()[-2000:]}")
-        data += chunk
-    return data.decode()
 
 
 @dataclass(frozen=True)
@@ -79,7 +58,7 @@ class AliasHost:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        first = json.loads(_read_line(self.proc, ANSWER_TIMEOUT))
+        first = json.loads(self.proc.read_line(ANSWER_TIMEOUT))
         if first != {"ready": True}:
             raise LabError(f"helper on {node} did not start: {first}")
 
@@ -89,7 +68,7 @@ class AliasHost:
         assert stdin is not None
         stdin.write(f"{action}\n".encode())
         stdin.flush()
-        return Reply(**json.loads(_read_line(self.proc, timeout)))
+        return Reply(**json.loads(self.proc.read_line(timeout)))
 
 
 def lookup(lab: Lab, node: str, server: DnsServer, name: str = HOSTNAME) -> list[str]:

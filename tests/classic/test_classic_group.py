@@ -13,11 +13,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab, skip_reason
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 from hotstandby.lab.disk import SharedDisk
@@ -130,16 +128,6 @@ def other(node: str) -> str:
     return "beta" if node == "alpha" else "alpha"
 
 
-def events(cluster: LabCluster, node: str) -> list[dict[str, Any]]:
-    """node's event history (empty while its agent does not answer)."""
-    try:
-        answer = call(cluster.socket(node), {"op": "events", "limit": 2000})
-    except (ControlError, OSError):
-        return []
-    history: list[dict[str, Any]] = answer["events"]
-    return history
-
-
 def echo_answers(lab: Lab) -> bool:
     """Whether the service answers a client at the floating address."""
     done = lab.run(CLIENT, [sys.executable, ECHO_CHECK, FLOATING_IPV4, str(PORT)], check=False)
@@ -186,7 +174,7 @@ def test_power_loss_moves_the_whole_group_in_order(classic: Classic) -> None:
         assert lookup(lab, CLIENT, classic.dns) == [lab.node(standby).lan_ipv4]
         assert echo_answers(lab)
         # Started in order, each once, after the fence was confirmed.
-        history = events(cluster, standby)
+        history = cluster.events(standby)
         starts = [
             e["resource"]
             for e in history

@@ -70,22 +70,6 @@ def other(node: str) -> str:
     return "beta" if node == "alpha" else "alpha"
 
 
-def up(cluster: LabCluster) -> str:
-    """Start both agents; wait for one active and a standby that confirms it."""
-    cluster.start_all()
-    active = cluster.wait_active(30)
-    cluster.wait_for(
-        "the standby to confirm the active node",
-        lambda: (
-            (s := cluster.status(other(active))) is not None
-            and s["role"] == "standby"
-            and all(p["confirmed"] for p in s["peers"])
-        ),
-        15,
-    )
-    return active
-
-
 def rules(cluster: LabCluster, node: str) -> list[str]:
     """The rules of node's event history."""
     try:
@@ -144,7 +128,7 @@ def test_lab_timers_pass_check(cluster: LabCluster) -> None:
 def test_power_loss_the_standby_takes_over_after_the_documented_wait(
     lab: Lab, cluster: LabCluster
 ) -> None:
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     wait = disk_claim_wait(load(cluster.config))
     with HolderWatch(lab, dead={active}) as watch:
@@ -171,7 +155,7 @@ def test_power_loss_the_standby_takes_over_after_the_documented_wait(
 
 
 def test_every_network_and_serial_link_cut_the_disk_decides(lab: Lab, cluster: LabCluster) -> None:
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     with HolderWatch(lab) as watch:
         began = time.monotonic()
@@ -202,7 +186,7 @@ def test_every_network_and_serial_link_cut_the_disk_decides(lab: Lab, cluster: L
 
 
 def test_a_frozen_active_never_serves_alongside_the_new_one(lab: Lab, cluster: LabCluster) -> None:
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     dead_time = load(cluster.config).timers.dead_time
     with HolderWatch(lab) as watch:
@@ -223,7 +207,7 @@ def test_a_frozen_active_never_serves_alongside_the_new_one(lab: Lab, cluster: L
 def test_an_active_that_loses_the_disk_and_its_peer_gives_up_first(
     lab: Lab, cluster: LabCluster, arbitration_device: str
 ) -> None:
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     agent = cluster.agents[active].pid
     # Its reads of the arbitration area now hang in the kernel: every RENEW times out.
@@ -265,7 +249,7 @@ def test_real_agents_pet_the_watchdog_and_only_a_planned_stop_disarms_it(
     cluster = LabCluster(lab, spec)
     cluster.write()
     try:
-        active = up(cluster)
+        active = cluster.up()
         standby = other(active)
         began = time.monotonic()
         time.sleep(1.0)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 import subprocess
 import sys
 import time
@@ -13,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hotstandby.lab import Lab, LabError, LabProcess
+from hotstandby.lab import Lab, LabError
 
 HELPER = str(Path(__file__).with_name("ip_helper.py"))
 #: Bound on any single answer from a helper (python start-up and imports included).
@@ -22,26 +20,6 @@ ANSWER_TIMEOUT = 15.0
 POLL_INTERVAL = 0.01
 
 T = TypeVar("T")
-
-
-def _read_line(proc: LabProcess, timeout: float) -> str:
-    """One line of the helper's stdout, bounded by timeout; LabError if none comes."""
-    stdout = proc.popen.stdout
-    assert stdout is not None
-    fd = stdout.fileno()
-    deadline = time.monotonic() + timeout
-    data = b""
-    while not data.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        ready, _, _ = select.select([fd], [], [], max(0.0, remaining))
-        if not ready:
-            raise LabError(f"helper on {proc.node} did not answer within {timeout}s: {data!r}")
-        # One byte at a time: the helper answers one line per request, never more.
-        chunk = os.read(fd, 1)
-        if not chunk:
-            raise LabError(f"helper on {proc.node} exited: {proc.output()[-2000:]}")
-        data += chunk
-    return data.decode()
 
 
 @dataclass(frozen=True)
@@ -71,7 +49,7 @@ class AdapterHost:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        first = json.loads(_read_line(self.proc, ANSWER_TIMEOUT))
+        first = json.loads(self.proc.read_line(ANSWER_TIMEOUT))
         if first != {"ready": True}:
             raise LabError(f"helper on {node} did not start: {first}")
 
@@ -81,7 +59,7 @@ class AdapterHost:
         assert stdin is not None
         stdin.write(f"{action}\n".encode())
         stdin.flush()
-        return Reply(**json.loads(_read_line(self.proc, timeout)))
+        return Reply(**json.loads(self.proc.read_line(timeout)))
 
 
 class Sniffer:
@@ -95,7 +73,7 @@ class Sniffer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        if _read_line(self.proc, ANSWER_TIMEOUT).strip() != "ready":
+        if self.proc.read_line(ANSWER_TIMEOUT).strip() != "ready":
             raise LabError(f"sniffer on {node} did not start")
 
     def stop(self) -> list[dict[str, Any]]:
@@ -104,7 +82,7 @@ class Sniffer:
         assert stdin is not None
         stdin.write(b"stop\n")
         stdin.flush()
-        records: list[dict[str, Any]] = json.loads(_read_line(self.proc, ANSWER_TIMEOUT))
+        records: list[dict[str, Any]] = json.loads(self.proc.read_line(ANSWER_TIMEOUT))
         self.proc.wait(ANSWER_TIMEOUT)
         return records
 

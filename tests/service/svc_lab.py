@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotstandby.lab import Lab, LabError, LabProcess
+from hotstandby.lab import Lab, LabError
 
 HERE = Path(__file__).parent
 HELPER = str(HERE / "adapter_helper.py")
 ECHO_CHECK = str(HERE / "echo_check.py")
 #: Bound on any single answer from a helper (python start-up and imports included).
 ANSWER_TIMEOUT = 30.0
-
-
-def read_line(proc: LabProcess, timeout: float) -> str:
-    """One line of the helper's stdout, bounded by timeout; LabError if none comes."""
-    stdout = proc.popen.stdout
-    assert stdout is not None
-    fd = stdout.fileno()
-    deadline = time.monotonic() + timeout
-    data = b""
-    while not data.endswith(b"\n"):
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            raise LabError(f"helper on {proc.node} did not answer within {timeout}s: {data!r}")
-        chunk = os.read(fd, 1)  # one byte at a time: the helper answers one line per request
-        if not chunk:
-            raise LabError(f"helper on {proc.node} exited: {proc.output()[-2000:]}")
-        data += chunk
-    return data.decode()
 
 
 @dataclass(frozen=True)
@@ -67,7 +46,7 @@ class AdapterHost:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        first = json.loads(read_line(self.proc, ANSWER_TIMEOUT))
+        first = json.loads(self.proc.read_line(ANSWER_TIMEOUT))
         if first != {"ready": True}:
             raise LabError(f"helper on {node} did not start: {first}")
         self.times: dict[str, list[float]] = {}
@@ -78,7 +57,7 @@ class AdapterHost:
         assert stdin is not None
         stdin.write(f"{action}\n".encode())
         stdin.flush()
-        reply = Reply(**json.loads(read_line(self.proc, timeout)))
+        reply = Reply(**json.loads(self.proc.read_line(timeout)))
         self.times.setdefault(action, []).append(reply.took)
         return reply
 

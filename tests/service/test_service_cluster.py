@@ -16,11 +16,9 @@ import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab, skip_reason
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 
@@ -48,32 +46,6 @@ def lab() -> Iterator[Lab]:
 def other(node: str) -> str:
     """The other node of the pair."""
     return "beta" if node == "alpha" else "alpha"
-
-
-def up(cluster: LabCluster) -> str:
-    """Start both agents; wait until one is active and the other a standby that sees it."""
-    cluster.start_all()
-    active = cluster.wait_active(30)
-    cluster.wait_for(
-        "the standby to confirm the active node",
-        lambda: (
-            (s := cluster.status(other(active))) is not None
-            and s["role"] == "standby"
-            and all(p["confirmed"] for p in s["peers"])
-        ),
-        15,
-    )
-    return active
-
-
-def events(cluster: LabCluster, node: str) -> list[dict[str, Any]]:
-    """node's event history (empty while its agent does not answer)."""
-    try:
-        answer = call(cluster.socket(node), {"op": "events", "limit": 1000})
-    except (ControlError, OSError):
-        return []
-    history: list[dict[str, Any]] = answer["events"]
-    return history
 
 
 def children(parent: int, needle: str) -> list[int]:
@@ -108,7 +80,7 @@ def echo_answers(lab: Lab, address: str) -> bool:
 def print_events(cluster: LabCluster, node: str, kinds: tuple[str, ...]) -> None:
     """Show node's events of these kinds (pytest -s)."""
     print(f"\n-- {node}'s events")
-    for e in events(cluster, node):
+    for e in cluster.events(node):
         if e["kind"].startswith(kinds):
             print(f"  {e['kind']:24} {e['rule']:24} {e['message']}")
 
@@ -133,7 +105,7 @@ log = "{lab.workdir}/echo-{{node}}.log"
         lab, ClusterSpec(arbitration=fence_arbitration(lab), extra=echo + POLICIES)
     )
     cluster.write()
-    active = up(cluster)
+    active = cluster.up()
     assert echo_answers(lab, FLOATING_IPV4)
     killed: list[int] = []
     for round in (1, 2):
@@ -148,7 +120,7 @@ log = "{lab.workdir}/echo-{{node}}.log"
 
         cluster.wait_for(f"restart in place number {round}", restarted, 15)
         assert echo_answers(lab, FLOATING_IPV4)
-        kinds = [(e["kind"], e["rule"]) for e in events(cluster, active)]
+        kinds = [(e["kind"], e["rule"]) for e in cluster.events(active)]
         assert kinds.count(("alarm.resource_failed", "resource.monitor_failed")) == round
         assert kinds.count(("resource", "restart.start")) == round
         assert kinds.count(("alarm.resource_recovered", "restart.done")) == round
@@ -161,7 +133,7 @@ log = "{lab.workdir}/echo-{{node}}.log"
     cluster.wait_for("the echo service on the new active", lambda: echo_pid(cluster, standby), 10)
     assert echo_pid(cluster, active) is None
     assert echo_answers(lab, FLOATING_IPV4)
-    history = events(cluster, active)
+    history = cluster.events(active)
     moved = [e for e in history if (e["kind"], e["rule"]) == ("role", "group.move")]
     assert [e["message"] for e in moved] == ["active -> releasing"]
     assert moved[0]["detail"] == "echo: 3 failures within 60s"
@@ -209,7 +181,7 @@ params = {{ ip = "{OCF_VIP}", cidr_netmask = "24", nic = "{lan}" }}
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
-    first = up(cluster)
+    first = cluster.up()
 
     def holds(node: str) -> bool:
         state = lab.workdir / f"rsc-{node}" / "Dummy-dummy.state"
@@ -273,7 +245,7 @@ log = "{lab.workdir}/picky-{{node}}.log"
 """
     cluster = LabCluster(lab, ClusterSpec(arbitration=fence_arbitration(lab), extra=extra))
     cluster.write()
-    active = up(cluster)
+    active = cluster.up()
     assert active == "alpha"  # the higher priority
     broken.write_text("")
     done = control(cluster, "alpha", "switchover")
@@ -283,7 +255,7 @@ log = "{lab.workdir}/picky-{{node}}.log"
         "beta to report its failed start",
         lambda: any(
             e["kind"] == "alarm.resource_failed" and e["message"] == "picky failed to start on beta"
-            for e in events(cluster, "beta")
+            for e in cluster.events("beta")
         ),
         30,
     )
@@ -292,11 +264,11 @@ log = "{lab.workdir}/picky-{{node}}.log"
         lambda: cluster.active() == "alpha" and cluster.roles()["beta"] == "standby",
         30,
     )
-    failed = next(e for e in events(cluster, "beta") if e["kind"] == "alarm.resource_failed")
+    failed = next(e for e in cluster.events("beta") if e["kind"] == "alarm.resource_failed")
     assert failed["rule"] == "resource.start_failed"
     start = next(
         e
-        for e in events(cluster, "beta")
+        for e in cluster.events("beta")
         if e["kind"] == "resource" and "picky start" in e["message"]
     )
     assert start["message"].endswith(

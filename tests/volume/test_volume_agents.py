@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab import Lab, LabError, skip_reason
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 from hotstandby.lab.disk import SharedDisk
@@ -81,41 +80,15 @@ def cluster(lab: Lab, volume: SharedDisk) -> LabCluster:
     return c
 
 
-def up(cluster: LabCluster) -> str:
-    """Start both agents and wait until one is active and the other a standby that sees it."""
-    cluster.start_all()
-    active = cluster.wait_active(20)
-    cluster.wait_for(
-        "the standby to confirm the active node",
-        lambda: (
-            (s := cluster.status(other(active))) is not None
-            and s["role"] == "standby"
-            and all(p["confirmed"] for p in s["peers"])
-        ),
-        10,
-    )
-    return active
-
-
-def events(cluster: LabCluster, node: str) -> list[dict[str, object]]:
-    """node's event history (empty while its agent does not answer)."""
-    try:
-        answer = call(cluster.socket(node), {"op": "events", "limit": 1000})
-    except ControlError:
-        return []
-    history: list[dict[str, object]] = answer["events"]
-    return history
-
-
 def messages(cluster: LabCluster, node: str, kind: str) -> list[str]:
     """The messages of node's events of one kind."""
-    return [str(e["message"]) for e in events(cluster, node) if e["kind"] == kind]
+    return [str(e["message"]) for e in cluster.events(node) if e["kind"] == kind]
 
 
 def test_data_written_before_a_power_loss_is_read_after_the_takeover(
     lab: Lab, cluster: LabCluster, volume: SharedDisk
 ) -> None:
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     mountpoint = str(lab.workdir / "srv")
     pid = cluster.agents[active].pid
@@ -155,7 +128,7 @@ def test_data_written_before_a_power_loss_is_read_after_the_takeover(
 def test_a_switchover_stops_a_holder_and_moves_the_volume(
     lab: Lab, cluster: LabCluster, volume: SharedDisk
 ) -> None:
-    active = up(cluster)
+    active = cluster.up()
     target = other(active)
     mountpoint = str(lab.workdir / "srv")
     pid = cluster.agents[active].pid

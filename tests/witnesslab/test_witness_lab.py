@@ -11,25 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab import FLOATING_IPV4, Lab, skip_reason
-from hotstandby.lab.cluster import LabCluster
 from hotstandby.lab.witness import LEASE, WitnessLab, other
 
 pytestmark = pytest.mark.lab
 
 #: Namespaces, state files and temp dirs of these tests start with this.
 PREFIX = "hwi"
-
-
-def events(cluster: LabCluster, node: str) -> list[dict[str, object]]:
-    """node's event history (empty while its agent does not answer)."""
-    try:
-        answer = call(cluster.socket(node), {"op": "events", "limit": 1000})
-    except ControlError:
-        return []
-    history: list[dict[str, object]] = answer["events"]
-    return history
 
 
 @pytest.fixture
@@ -104,7 +92,7 @@ def test_the_witness_down_changes_nothing_while_the_nodes_see_each_other(
     wlab.cluster.wait_for(
         "an alarm that the arbiter is unreachable",
         lambda: any(
-            "arbiter is unreachable" in str(e["message"]) for e in events(wlab.cluster, active)
+            "arbiter is unreachable" in str(e["message"]) for e in wlab.cluster.events(active)
         ),
         3 * LEASE,
     )

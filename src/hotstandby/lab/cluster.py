@@ -194,6 +194,40 @@ class LabCluster:
                 raise LabTimeoutError(f"{what} did not happen within {timeout:g}s; logs: {logs}")
             time.sleep(POLL)
 
+    def other(self, node: str) -> str:
+        """The other node of a two-node lab."""
+        (found,) = (n for n in self.lab.node_names if n != node)
+        return found
+
+    def up(self, timeout: float = 30.0) -> str:
+        """Start every agent; the active node, once every other node is a standby that
+        confirms it (heartbeats crossing both ways), so a fault hits a settled cluster."""
+        self.start_all()
+        active = self.wait_active(timeout)
+
+        def settled() -> bool:
+            for node in self.lab.node_names:
+                if node == active:
+                    continue
+                s = self.status(node)
+                if s is None or s["role"] != "standby":
+                    return False
+                if not all(p["confirmed"] for p in s["peers"]):
+                    return False
+            return True
+
+        self.wait_for("the standbys to confirm the active node", settled, timeout / 2)
+        return active
+
+    def events(self, node: str, limit: int = 2000, **filters: Any) -> list[dict[str, Any]]:
+        """node's event history, newest last ([] while its agent does not answer)."""
+        try:
+            answer = call(self.socket(node), {"op": "events", "limit": limit, **filters})
+        except (ControlError, OSError):
+            return []
+        history: list[dict[str, Any]] = answer["events"]
+        return history
+
     def wait_active(self, timeout: float = 30.0, other_than: str | None = None) -> str:
         """Wait for a single active node (not `other_than`) and return its name."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
@@ -81,6 +82,29 @@ class LabProcess:
     def wait(self, timeout: float) -> int:
         """Wait for exit and return the exit status (negative: killed by that signal)."""
         return self.popen.wait(timeout=timeout)
+
+    def read_line(self, timeout: float) -> str:
+        """One line of the process's stdout (a pipe), within timeout; LabError otherwise.
+
+        Read a byte at a time: a helper answers one line per request, and bytes read
+        ahead into a buffer would hide the next answer from select().
+        """
+        stdout = self.popen.stdout
+        if stdout is None:
+            raise LabError(f"{self.argv[0]} on {self.node} has no stdout pipe")
+        fd = stdout.fileno()
+        deadline = time.monotonic() + timeout
+        data = b""
+        while not data.endswith(b"\n"):
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise LabError(f"{self.argv[0]} on {self.node} did not answer within "
+                               f"{timeout}s: {data!r}")  # fmt: skip
+            chunk = os.read(fd, 1)
+            if not chunk:
+                raise LabError(f"{self.argv[0]} on {self.node} exited: {self.output()[-2000:]}")
+            data += chunk
+        return data.decode()
 
     def output(self) -> str:
         """What the process wrote to its log file so far (empty when not logged)."""
