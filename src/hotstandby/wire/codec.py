@@ -232,14 +232,16 @@ def _body(beat: Heartbeat) -> bytes:
 # ---------------------------------------------------------------- decoding
 
 
-class _Reader:
-    """Reads the authenticated body; any short read or bad value is MalformedError."""
+class Reader:
+    """Reads an authenticated body; any short read or bad value is MalformedError."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, max_string: int = MAX_STRING) -> None:
         self.data = data
         self.pos = 0
+        self.max_string = max_string
 
     def take(self, n: int) -> bytes:
+        """The next n bytes."""
         end = self.pos + n
         if end > len(self.data):
             raise MalformedError("body ends early")
@@ -248,9 +250,21 @@ class _Reader:
         return chunk
 
     def u8(self) -> int:
+        """One unsigned byte."""
         return self.take(1)[0]
 
+    def u32(self) -> int:
+        """A big-endian unsigned 32-bit integer."""
+        value: int = struct.unpack(">I", self.take(4))[0]
+        return value
+
+    def u64(self) -> int:
+        """A big-endian unsigned 64-bit integer."""
+        value: int = struct.unpack(">Q", self.take(8))[0]
+        return value
+
     def varint(self) -> int:
+        """An unsigned LEB128 integer below 2**64, canonically encoded."""
         value = 0
         for shift in range(0, 70, 7):
             byte = self.u8()
@@ -266,7 +280,8 @@ class _Reader:
         raise MalformedError("varint too long")
 
     def text(self, n: int) -> str:
-        if n > MAX_STRING:
+        """n bytes of UTF-8, at most max_string of them."""
+        if n > self.max_string:
             raise MalformedError("string too long")
         try:
             return self.take(n).decode("utf-8")
@@ -274,13 +289,21 @@ class _Reader:
             raise MalformedError("string not UTF-8") from None
 
     def string(self) -> str:
+        """A str: a length byte, then that much UTF-8."""
         return self.text(self.u8())
 
     def ostr(self) -> str | None:
+        """An ostr: 0 for none, else length + 1, then the UTF-8."""
         n = self.u8()
         return None if n == 0 else self.text(n - 1)
 
+    def end(self) -> None:
+        """Fail unless every byte was read."""
+        if self.pos != len(self.data):
+            raise MalformedError("bytes after the body")
+
     def count(self) -> int:
+        """A varint count of entries of at least 2 bytes each that the body can hold."""
         n = self.varint()
         # Every entry takes at least 2 bytes: refuse impossible counts before looping.
         if n * 2 > len(self.data) - self.pos:
@@ -289,7 +312,7 @@ class _Reader:
 
 
 def _parse(body: bytes) -> Heartbeat:
-    r = _Reader(body)
+    r = Reader(body)
     sender = r.string()
     (boot,) = struct.unpack(">Q", r.take(8))
     seq = r.varint()
@@ -313,8 +336,7 @@ def _parse(body: bytes) -> Heartbeat:
         if action is None:
             raise MalformedError("unknown intent action code")
         intents.append(Intent(intent_id, action, r.ostr()))
-    if r.pos != len(body):
-        raise MalformedError("bytes after the body")
+    r.end()
     return Heartbeat(
         sender=sender,
         boot=boot,

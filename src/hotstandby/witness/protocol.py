@@ -40,6 +40,7 @@ from hotstandby.wire.codec import (
     BadVersionError,
     MalformedError,
     OversizedError,
+    Reader,
     TruncatedError,
     WireError,
     WrongClusterError,
@@ -130,48 +131,17 @@ def _u64(value: int, what: str) -> bytes:
     return struct.pack(">Q", value)
 
 
-class _Reader:
+class _Reader(Reader):
+    """The heartbeat codec's reader, with names that may not be empty."""
+
     def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
-            raise MalformedError("body ends early")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u32(self) -> int:
-        value: int = struct.unpack(">I", self.take(4))[0]
-        return value
-
-    def u64(self) -> int:
-        value: int = struct.unpack(">Q", self.take(8))[0]
-        return value
+        super().__init__(data, MAX_NODE)
 
     def text(self, n: int) -> str:
-        if n == 0 or n > MAX_NODE:
+        """n bytes of UTF-8: at least one, at most MAX_NODE."""
+        if n == 0:
             raise MalformedError("bad string length")
-        try:
-            return self.take(n).decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedError("string not UTF-8") from None
-
-    def string(self) -> str:
-        return self.text(self.u8())
-
-    def ostr(self) -> str | None:
-        n = self.u8()
-        return None if n == 0 else self.text(n - 1)
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise MalformedError("bytes after the body")
+        return super().text(n)
 
 
 class WitnessCodec:
