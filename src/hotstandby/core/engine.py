@@ -926,7 +926,8 @@ class Engine:
 
     def _yield_to_higher_epoch(self) -> bool:
         for p in self.peers.values():
-            if p.confirmed and not p.is_active_now():
+            # self.warned is empty but in trouble: this runs on every heartbeat.
+            if self.warned and p.confirmed and not p.is_active_now():
                 self._split_brain_resolved(p.name)
             if p.is_active_now() and self._outranks(p.epoch, p.name, self.epoch, self.name):
                 self._alarm(
