@@ -8,11 +8,13 @@ from hotstandby.core.cluster import ArbitrationMode, Policies
 from hotstandby.core.messages import (
     AlarmKind,
     FencePeer,
+    HeartbeatReceived,
     Persist,
     RaiseAlarm,
     Role,
     RoleChanged,
 )
+from hotstandby.core.peers import LinkState
 
 from .pair import World, first_at, make_cluster, started_pair
 
@@ -206,3 +208,26 @@ def test_leased_modes_booting_alone_take_over_with_the_arbiter(
     w.run_until(30)
     assert first_at(w, "alpha", rule, Persist) is not None
     assert w.role("alpha") is Role.ACTIVE
+
+
+def test_a_copy_of_a_beat_on_a_link_already_up_changes_nothing() -> None:
+    w = started_pair(make_cluster())
+    beta = w.engine("beta")
+    beat = beta.peers["alpha"].beat
+    assert beat is not None
+    links = list(beta.peers["alpha"].links)
+    deadline = beta.next_deadline()
+    assert deadline is not None
+    # At its deadline an evaluation would do something (send its heartbeat, at least);
+    # a copy, arriving just then, leaves that to the Tick the deadline asks for.
+    now = deadline
+    # The newest beat again, as its copy on every link: only the links' freshness moves.
+    for link in links:
+        assert beta.step(HeartbeatReceived(link, beat), now) == []
+        assert beta.peers["alpha"].links[link].last_seen == now
+    assert beta.next_deadline() == deadline
+    # A copy on a link that was down brings it up: that is evaluated, and said.
+    view = beta.peers["alpha"].links[links[0]]
+    view.state = LinkState.DOWN
+    said = beta.step(HeartbeatReceived(links[0], beat), now + 0.01)
+    assert [c.kind for c in said if isinstance(c, RaiseAlarm)] == [AlarmKind.LINK_UP]

@@ -173,6 +173,7 @@ class Engine:
         self.now = 0.0
         self._out: list[Command] = []
         self._next_wake = INF
+        self._copy_only = False  # this step's event was a copy on a link already up
 
     # ------------------------------------------------------------ the interface
 
@@ -185,11 +186,13 @@ class Engine:
             entry = Reject("the agent has not booted yet")
         if isinstance(entry, Reject):
             return [Rejected(event, Reason("table.reject", entry.why))]
+        self._copy_only = False
         try:
             getattr(self, entry)(event)
         except _RejectedError as rejection:
             return [Rejected(event, Reason("table.reject", rejection.why))]
-        self._evaluate()
+        if not self._copy_only:
+            self._evaluate()
         return self._out
 
     def next_deadline(self) -> float | None:
@@ -223,7 +226,13 @@ class Engine:
             raise _RejectedError(f"heartbeat from {beat.sender!r}, not a peer in this cluster")
         if event.link not in peer.links:
             raise _RejectedError(f"heartbeat on unknown link {event.link!r}")
+        was_up = peer.links[event.link].state is LinkState.UP
         if not accept(peer, event.link, beat, self.now):
+            # A copy of a beat already taken on another link only refreshes this link.
+            # On a link that was up that changes nothing an evaluation would look at
+            # (what time alone decides comes with its own deadline): skip it. This is
+            # most of an idle node's events, one per link per beat.
+            self._copy_only = was_up
             return
         for name, seq in beat.heard:
             if name == self.name and seq in self.sent_at:
