@@ -35,7 +35,7 @@ Parameters of a `postgres` resource ([resource.params] in the cluster file):
   (`local all postgres trust`, or `peer map=...` with pg_ident.conf mapping root to it).
 - `monitor_query`: the query the monitor runs; default "SELECT 1". It must return a row.
 - `connect_timeout`, `query_timeout`: bounds on the monitor's connection and on its query;
-  defaults "3s" and "3s"; together they must fit in the resource's monitor_timeout.
+  defaults "2s" and "2s"; together they must fit in the resource's monitor_timeout.
 
 What `hotstandby check --node NAME` looks at on this machine (warnings): `bindir` holds
 executable `postgres` and `pg_ctl`, and their major version matches PGDATA/PG_VERSION when
@@ -158,8 +158,8 @@ class PostgresParams:
     database: str = "postgres"
     dbuser: str = "postgres"
     monitor_query: str = "SELECT 1"
-    connect_timeout: float = 3.0
-    query_timeout: float = 3.0
+    connect_timeout: float = 2.0
+    query_timeout: float = 2.0
 
     @property
     def server_log(self) -> str:
@@ -209,8 +209,8 @@ def parse_params(resource: Resource, node: str) -> PostgresParams:
         database=p.string("database", "postgres"),
         dbuser=p.string("dbuser", "postgres"),
         monitor_query=p.string("monitor_query", "SELECT 1"),
-        connect_timeout=p.seconds("connect_timeout", 3.0, MAX_LIMIT),
-        query_timeout=p.seconds("query_timeout", 3.0, MAX_LIMIT),
+        connect_timeout=p.seconds("connect_timeout", 2.0, MAX_LIMIT),
+        query_timeout=p.seconds("query_timeout", 2.0, MAX_LIMIT),
     )
     if params.user == "root":
         raise p.error("user", "a user other than root (PostgreSQL refuses to run as root)", "root")
