@@ -198,12 +198,14 @@ class Trial:
     steps: tuple[str, ...]  # the new node's steps of the postgres resource
 
 
-def power_loss_trial(pg: PgCluster, *, warmup: int = 200, after: int = 200) -> Trial:
+def power_loss_trial(
+    pg: PgCluster, *, warmup: int = 200, after: int = 200, filler: int = 0
+) -> Trial:
     """Start the agents, run the workload, power the active node off mid-way, verify."""
     lab, cluster = pg.lab, pg.cluster
     active = up(cluster)
     standby = other(active)
-    workload(lab, "prepare", DSN, str(ACCOUNTS))
+    workload(lab, "prepare", DSN, str(ACCOUNTS), str(filler), timeout=120)
     out = lab.workdir / "workload.jsonl"
     stop = lab.workdir / "workload.stop"
     client = lab.spawn(

@@ -2,7 +2,7 @@
 
 Run in the lab's client namespace, as an application would be:
 
-    python -m hotstandby.lab.pg_workload prepare DSN ACCOUNTS
+    python -m hotstandby.lab.pg_workload prepare DSN ACCOUNTS [FILLER_ROWS]
     python -m hotstandby.lab.pg_workload run DSN OUT STOP_FILE ACCOUNTS
     python -m hotstandby.lab.pg_workload verify DSN ACCOUNTS OUT
 
@@ -36,8 +36,12 @@ OPENING_BALANCE = 1000
 RETRY_PAUSE = 0.02
 
 
-def prepare(dsn: str, accounts: int) -> None:
-    """Create the workload's tables (empty writes, every account at the opening balance)."""
+def prepare(dsn: str, accounts: int, filler: int = 0) -> None:
+    """Create the workload's tables (empty writes, every account at the opening balance).
+
+    `filler` rows of about 100 bytes go into a table of their own: WAL that a crash
+    recovery has to replay, as a busy server's would.
+    """
     import psycopg  # noqa: PLC0415
 
     with psycopg.connect(dsn) as conn:
@@ -47,6 +51,12 @@ def prepare(dsn: str, accounts: int) -> None:
         conn.execute(
             "INSERT INTO accounts SELECT g, %s FROM generate_series(1, %s) g",
             (OPENING_BALANCE, accounts),
+        )
+        conn.execute("DROP TABLE IF EXISTS filler")
+        conn.execute("CREATE TABLE filler (id int, pad text)")
+        conn.execute(
+            "INSERT INTO filler SELECT g, repeat('x', 90) FROM generate_series(1, %s) g",
+            (filler,),
         )
 
 
@@ -174,7 +184,7 @@ def main(argv: list[str]) -> int:
     """The command line (see the module docstring)."""
     command, dsn = argv[0], argv[1]
     if command == "prepare":
-        prepare(dsn, int(argv[2]))
+        prepare(dsn, int(argv[2]), int(argv[3]) if len(argv) > 3 else 0)
     elif command == "run":
         with open(argv[2], "a") as out:
             run(dsn, out, argv[3], int(argv[4]))
