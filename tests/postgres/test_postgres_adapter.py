@@ -235,3 +235,20 @@ def test_a_server_that_cannot_start_fails_with_its_log(base: Path) -> None:
         assert "shared_buffers" in result.detail, result.detail
 
     asyncio.run(scenario())
+
+
+def test_an_immediate_stop_leaves_recovery_to_the_next_start(base: Path) -> None:
+    steps: Steps = []
+    pg = adapter(base, steps, stop_modes=["immediate"])
+
+    async def scenario() -> None:
+        assert (await pg.run(Action.START)).outcome is Outcome.OK
+        stopped = await pg.run(Action.STOP)
+        assert stopped.outcome is Outcome.OK
+        assert stopped.detail.startswith("stop -m immediate: stopped in"), stopped
+        assert find_postmaster(pg.params.pgdata) is None
+        started = await pg.run(Action.START)
+        assert started.outcome is Outcome.OK and "crash recovery" in started.detail, started
+        assert (await pg.run(Action.STOP)).outcome is Outcome.OK
+
+    asyncio.run(scenario())

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hotstandby.agent.resources import KINDS, ParamError
-from hotstandby.agent.resources.postgres import PostgresParams, parse_params, recovery_in
-from hotstandby.core.cluster import Resource, ResourceKind, frozen_map
+from hotstandby.agent.resources import KINDS, ParamError, host_risks
+from hotstandby.agent.resources.child import user_exists
+from hotstandby.agent.resources.postgres import (
+    DEFAULT_BINDIR,
+    PostgresParams,
+    parse_params,
+    recovery_in,
+)
+from hotstandby.agent.resources.postgres import host_risks as postgres_host_risks
+from hotstandby.config import load_text
+from hotstandby.core.cluster import Cluster, Resource, ResourceKind, frozen_map
+
+EXAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "src"
+    / "hotstandby"
+    / "examples"
+    / "classic-database.toml"
+)
 
 
 def resource(stop_timeout: float = 60.0, monitor_timeout: float = 10.0, **params: Any) -> Resource:
@@ -59,7 +77,7 @@ def test_every_key_read() -> None:
         ({"stop_modes": ["smart", "fast"]}, "stop_modes", "ending with"),
         ({"stop_modes": ["slow", "immediate"]}, "stop_modes", "in the order"),
         ({"smart_timeout": "50s"}, "smart_timeout", "shorter than the resource's stop_timeout"),
-        ({"connect_timeout": "8s"}, "connect_timeout", "monitor_timeout"),
+        ({"connect_timeout": "9s"}, "connect_timeout", "monitor_timeout"),
         ({"settings": {"Bad-Name": 1}}, "settings", "setting name"),
         ({"colour": "blue"}, "colour", "unknown"),
     ],
@@ -94,3 +112,28 @@ def test_recovery_read_from_the_log() -> None:
     assert recovery_in("LOG:  database system is ready to accept connections\n") == (False, None)
     not_required = "LOG:  database system was not properly shut down\nLOG:  redo is not required\n"
     assert recovery_in(not_required) == (True, 0.0)
+
+
+def _example(pgdata: str | None = None) -> Cluster:
+    text = EXAMPLE.read_text()
+    if pgdata is not None:
+        text = text.replace('pgdata = "/srv/postgresql/15/main"', f'pgdata = "{pgdata}"')
+    return load_text(text, str(EXAMPLE))
+
+
+def test_check_warns_when_the_data_is_not_on_a_volume_before_it() -> None:
+    cluster = _example("/var/lib/postgresql/15/main")
+    found = [(key, msg) for r, key, msg in host_risks(cluster, "alpha") if r.name == "postgres"]
+    assert ("pgdata", next(m for k, m in found if k == "pgdata")) in found
+    assert any("not on the mountpoint of a volume resource" in m for _, m in found), found
+
+
+def test_check_finds_the_example_sound_where_postgresql_15_is_installed() -> None:
+    if not os.access(f"{DEFAULT_BINDIR}/postgres", os.X_OK) or not user_exists("postgres"):
+        pytest.skip("PostgreSQL 15 is not installed here")
+    found = [(key, msg) for r, key, msg in host_risks(_example(), "alpha") if r.name == "postgres"]
+    assert found == []
+    bad = Resource(
+        "db", ResourceKind.POSTGRES, frozen_map({"pgdata": "/srv/pg", "bindir": "/nonexistent"})
+    )
+    assert [k for k, _ in postgres_host_risks(bad, "alpha")] == ["bindir", "bindir"]
