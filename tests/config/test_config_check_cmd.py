@@ -17,18 +17,9 @@ from hotstandby.cli import main
 from hotstandby.config import load, takeover_budget
 from hotstandby.core.cluster import ResourceKind
 
-from .config_samples import BASE, edit, line_with
+from .config_samples import BASE, checkable, edit, line_with
 
-# BASE with ip parameters that an ip resource accepts (the loader's sample has free-form ones).
-CHECKABLE = edit(BASE, "extra = { nested = { deep = [1, 2] } }", 'interface = "eth0"')
-# ... and postgres parameters that fit the sample's short stop and monitor timeouts.
-CHECKABLE = edit(
-    CHECKABLE,
-    'monitor_timeout = "500ms"\nmonitor_interval = "2s"\n',
-    'monitor_timeout = "500ms"\nmonitor_interval = "2s"\n[resource.params]\n'
-    'pgdata = "/srv/pg"\nstop_modes = ["fast", "immediate"]\nfast_timeout = "500ms"\n'
-    'immediate_timeout = "500ms"\nconnect_timeout = "200ms"\nquery_timeout = "200ms"\n',
-)
+CHECKABLE = checkable()
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "src" / "hotstandby" / "examples"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import signal
 import time
 from collections.abc import Iterator
@@ -87,6 +88,7 @@ def test_start_monitor_probe_stop(base: Path) -> None:
         started = await pg.run(Action.START)
         assert started.outcome is Outcome.OK and "started (pid" in started.detail, started
         assert "crash recovery" not in started.detail
+        assert Path(pg.params.server_log).stat().st_uid == pwd.getpwnam("postgres").pw_uid
         running = find_postmaster(pg.params.pgdata)
         assert running is not None and running.status == "ready"
         with connect(pg) as conn:

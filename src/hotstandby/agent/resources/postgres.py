@@ -22,7 +22,8 @@ Parameters of a `postgres` resource ([resource.params] in the cluster file):
   (`{ shared_buffers = "1GB" }`); the server runs without a shell, so values need no quoting.
 - `log`: the file the server's output is appended to; default PGDATA/hotstandby-server.log.
   Crash recovery is read from it (keep `logging_collector` off, or only the time the server
-  took to become ready is reported).
+  took to become ready is reported). It is appended to, never rotated: rotate it with
+  copytruncate.
 - `stop_modes`: the shutdown modes a stop goes through, in this order, a list drawn from
   "smart" (waits for clients to disconnect), "fast" (rolls back open transactions and
   disconnects clients) and "immediate" (no shutdown checkpoint: the next start runs crash
@@ -410,6 +411,10 @@ class PostgresResource:
         began = time.monotonic()
         with open(p.server_log, "ab") as out:
             log_start = out.seek(0, os.SEEK_END)
+            if log_start == 0:
+                # In the data directory, every file belongs to the server's user.
+                entry = pwd.getpwnam(p.user)
+                os.fchown(out.fileno(), entry.pw_uid, entry.pw_gid)
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
