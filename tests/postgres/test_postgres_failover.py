@@ -56,3 +56,20 @@ def test_a_power_loss_loses_no_acknowledged_write(pg: PgCluster) -> None:
     assert o.freed is not None and o.freed < trial.takeover + 10.0, o
     assert "reset" in o.first_error.lower() or "closed" in o.first_error.lower(), o
     assert o.outage < 30.0
+
+
+def test_a_switchover_stops_the_server_cleanly_and_loses_nothing(pg: PgCluster) -> None:
+    trial = power_loss_trial(pg, switchover=True, after=100)
+    v, o = trial.verdict, trial.outage
+    print(f"\nswitchover: write outage {o.outage:.2f}s; {v}; stop {trial.old_steps}")
+    assert v.lost == 0 and v.total == v.expected_total, v
+    assert v.rows - v.acknowledged == v.failed_but_committed, v
+    # The client holds its connection: smart waits for it in vain, fast ends it.
+    assert [s.split(":")[1].strip() for s in trial.old_steps] == [
+        "stop -m smart",
+        "stop -m fast",
+    ], trial.old_steps
+    assert "still running after" in trial.old_steps[0]
+    assert "stopped in" in trial.old_steps[1]
+    # A clean shutdown: the new node's server starts without crash recovery.
+    assert trial.redo is None and not any("crash recovery" in s for s in trial.steps)

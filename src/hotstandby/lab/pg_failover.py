@@ -196,12 +196,21 @@ class Trial:
     redo: float | None  # the crash recovery's redo time the new node's server logged
     ready: float | None  # the new server's start until it answered (recovery included)
     steps: tuple[str, ...]  # the new node's steps of the postgres resource
+    old_steps: tuple[str, ...] = ()  # the old node's (after a switchover: its stop)
 
 
 def power_loss_trial(
-    pg: PgCluster, *, warmup: int = 200, after: int = 200, filler: int = 0
+    pg: PgCluster,
+    *,
+    warmup: int = 200,
+    after: int = 200,
+    filler: int = 0,
+    switchover: bool = False,
 ) -> Trial:
-    """Start the agents, run the workload, power the active node off mid-way, verify."""
+    """Start the agents, run the workload, power the active node off mid-way, verify.
+
+    With `switchover`, the group is moved by a switchover instead (a clean stop).
+    """
     lab, cluster = pg.lab, pg.cluster
     active = up(cluster)
     standby = other(active)
@@ -221,12 +230,17 @@ def power_loss_trial(
             30,
         )
         pid = cluster.agents[active].pid
-        # Keep the dead node's mount namespace as the power loss leaves it (tests/volume
-        # says why): the new node finds the file system in use, with a journal to replay,
-        # and the data directory as the killed server left it.
-        keeper = subprocess.Popen(["nsenter", "-t", str(pid), "-m", "--", "sleep", "600"])
         fault = time.monotonic()
-        lab.power_loss(active)
+        if switchover:
+            if not cluster.admin(active, "switchover")["ok"]:
+                raise LabError("the switchover was refused")
+        else:
+            # Keep the dead node's mount namespace as the power loss leaves it
+            # (tests/volume says why): the new node finds the file system in use, with a
+            # journal to replay, and the data directory as the killed server left it.
+            keeper = subprocess.Popen(["nsenter", "-t", str(pid), "-m", "--", "sleep", "600"])
+            fault = time.monotonic()
+            lab.power_loss(active)
         if cluster.wait_active(30, other_than=active) != standby:
             raise LabError("the standby did not take over")
         took = time.monotonic() - fault
@@ -243,17 +257,14 @@ def power_loss_trial(
         records = read_records(str(out))
         verdict = Verdict(**_json(workload(lab, "verify", DSN, str(ACCOUNTS), str(out))))
         redo = ready = None
-        steps = tuple(
-            str(e["message"])
-            for e in events(cluster, standby)
-            if e["kind"] == "resource.step" and str(e["message"]).startswith(f"{RESOURCE}: ")
-        )
+        steps = _steps(cluster, standby)
         for step in steps:
             match = RECOVERY.search(step)
             if match:
                 redo, ready = float(match.group(1)), float(match.group(2))
         fell = outage(records, fault)
-        return Trial(active, standby, verdict, fell, took, redo, ready, steps)
+        old_steps = _steps(cluster, active) if switchover else ()
+        return Trial(active, standby, verdict, fell, took, redo, ready, steps, old_steps)
     finally:
         if client.alive():
             lab.kill(client)
@@ -264,6 +275,14 @@ def power_loss_trial(
         if keeper is not None:
             keeper.kill()
             keeper.wait(10)
+
+
+def _steps(cluster: LabCluster, node: str) -> tuple[str, ...]:
+    return tuple(
+        str(e["message"])
+        for e in events(cluster, node)
+        if e["kind"] == "resource.step" and str(e["message"]).startswith(f"{RESOURCE}: ")
+    )
 
 
 def _acked(out: Path) -> int:
