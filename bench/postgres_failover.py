@@ -3,6 +3,7 @@
     sudo python bench/postgres_failover.py              # 5 repetitions
     sudo python bench/postgres_failover.py --reps 10 --warmup 2000
     sudo python bench/postgres_failover.py --filler 400000   # ~60 MB of WAL to replay
+    sudo python bench/postgres_failover.py --switchover      # a clean move instead
 
 Each repetition builds a fresh lab (`hotstandby.lab.pg_failover`: the floating IP, the
 shared volume holding the data directory, the postgres resource; fenced), starts both
@@ -28,10 +29,17 @@ from hotstandby.lab.pg_failover import Trial, pg_cluster, power_loss_trial
 from hotstandby.lab.pg_failover import skip_reason as pg_missing
 
 
-def once(rep: int, warmup: int, after: int, filler: int) -> Trial:
-    """One power loss in a fresh lab."""
+def once(rep: int, warmup: int, after: int, filler: int, switchover: bool) -> Trial:
+    """One power loss (or switchover) in a fresh lab."""
     with pg_cluster(f"hpgb{rep}") as pg:
-        return power_loss_trial(pg, warmup=warmup, after=after, filler=filler)
+        return power_loss_trial(
+            pg, warmup=warmup, after=after, filler=filler, switchover=switchover
+        )
+
+
+def secs(value: float | None) -> str:
+    """A time in seconds, or "none"."""
+    return "none" if value is None else f"{value:.2f}s"
 
 
 def spread(values: list[float]) -> str:
@@ -50,6 +58,9 @@ def main() -> int:
     parser.add_argument(
         "--filler", type=int, default=0, help="rows (~100 bytes) written first: WAL to replay"
     )
+    parser.add_argument(
+        "--switchover", action="store_true", help="a switchover instead of the power loss"
+    )
     args = parser.parse_args()
     reason = skip_reason() or pg_missing()
     if reason is not None:
@@ -57,13 +68,14 @@ def main() -> int:
         return 2
     trials = []
     for rep in range(args.reps):
-        t = once(rep, args.warmup, args.after, args.filler)
+        t = once(rep, args.warmup, args.after, args.filler, args.switchover)
         trials.append(t)
         v, o = t.verdict, t.outage
         print(
             f"  run {rep + 1}: outage {o.outage:.2f}s, client freed after "
             f"{o.freed if o.freed is None else round(o.freed, 2)}s, takeover {t.takeover:.2f}s, "
-            f"redo {t.redo}s, server ready after {t.ready}s; acknowledged {v.acknowledged}, "
+            f"redo {secs(t.redo)}, server ready after {secs(t.ready)}; "
+            f"acknowledged {v.acknowledged}, "
             f"lost {v.lost}, reported failed {v.reported_failed} of which committed "
             f"{v.failed_but_committed}, total {v.total}/{v.expected_total}",
             flush=True,
