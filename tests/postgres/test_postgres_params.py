@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,14 @@ def test_check_finds_the_example_sound_where_postgresql_15_is_installed() -> Non
         "db", ResourceKind.POSTGRES, frozen_map({"pgdata": "/srv/pg", "bindir": "/nonexistent"})
     )
     assert [k for k, _ in postgres_host_risks(bad, "alpha")] == ["bindir", "bindir"]
+
+
+def test_psycopg_loads_only_with_a_postgres_resource() -> None:
+    code = (
+        "import sys, hotstandby.agent.resources, hotstandby.agent.loop; "
+        "print('psycopg' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"
