@@ -81,6 +81,19 @@ def edit(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+def checkable() -> str:
+    """BASE with resource parameters that `check` accepts (the loader's sample has free-form
+    ip parameters, and postgres ones that do not fit its short stop and monitor timeouts)."""
+    text = edit(BASE, "extra = { nested = { deep = [1, 2] } }", 'interface = "eth0"')
+    return edit(
+        text,
+        'monitor_timeout = "500ms"\nmonitor_interval = "2s"\n',
+        'monitor_timeout = "500ms"\nmonitor_interval = "2s"\n[resource.params]\n'
+        'pgdata = "/srv/pg"\nstop_modes = ["fast", "immediate"]\nfast_timeout = "500ms"\n'
+        'immediate_timeout = "500ms"\nconnect_timeout = "200ms"\nquery_timeout = "200ms"\n',
+    )
+
+
 def line_with(text: str, snippet: str, occurrence: int = 1) -> int:
     """The 1-based line holding the `occurrence`-th line containing `snippet`."""
     hits = [n for n, line in enumerate(text.splitlines(), 1) if snippet in line]

@@ -17,10 +17,9 @@ from hotstandby.cli import main
 from hotstandby.config import load, takeover_budget
 from hotstandby.core.cluster import ResourceKind
 
-from .config_samples import BASE, edit, line_with
+from .config_samples import BASE, checkable, edit, line_with
 
-# BASE with ip parameters that an ip resource accepts (the loader's sample has free-form ones).
-CHECKABLE = edit(BASE, "extra = { nested = { deep = [1, 2] } }", 'interface = "eth0"')
+CHECKABLE = checkable()
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "src" / "hotstandby" / "examples"

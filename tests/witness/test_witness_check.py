@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from hotstandby.cli import main
-from tests.config.config_samples import BASE, edit, with_arbitration
+from tests.config.config_samples import checkable, with_arbitration
 
-# BASE with ip parameters that an ip resource accepts.
-CHECKABLE = edit(BASE, "extra = { nested = { deep = [1, 2] } }", 'interface = "eth0"')
+CHECKABLE = checkable()
 
 
 def witness_file(tmp_path: Path, address: str) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotstandby.agent.ports import ResourceAdapter, StepReport, ignore_steps
-from hotstandby.agent.resources import ocf, service
+from hotstandby.agent.resources import ocf, postgres, service
 from hotstandby.agent.resources.ip import IpResource, parse_params
 from hotstandby.agent.resources.params import ParamError
 from hotstandby.agent.resources.volume import VolumeResource, find_host_risks
@@ -121,6 +121,15 @@ def _alias_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]:
     return _alias_kind(None).host_risks(resource, node)
 
 
+def _postgres_kind(cluster: Cluster | None) -> Kind:
+    # Bound to the cluster: check looks for the volume that must hold the data directory.
+    return Kind(
+        parse=postgres.parse_params,
+        build=postgres.build,
+        host_risks=lambda resource, node: postgres.host_risks(resource, node, cluster),
+    )
+
+
 KINDS: dict[ResourceKind, Kind] = {
     ResourceKind.IP: Kind(parse=_parse_ip, build=_build_ip),
     ResourceKind.SERVICE: Kind(
@@ -131,6 +140,9 @@ KINDS: dict[ResourceKind, Kind] = {
     # Without a cluster only explicit addresses read; the registry always binds it first.
     ResourceKind.ALIAS: Kind(
         parse=_alias_parse, build=_alias_build, host_risks=_alias_risks, bind=_alias_kind
+    ),
+    ResourceKind.POSTGRES: Kind(
+        parse=postgres.parse_params, build=postgres.build, bind=_postgres_kind
     ),
 }
 
