@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab._cmd import LabError, run
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 from hotstandby.lab.disk import SharedDisk
@@ -150,32 +149,6 @@ def other(node: str) -> str:
     return "beta" if node == "alpha" else "alpha"
 
 
-def events(cluster: LabCluster, node: str) -> list[dict[str, Any]]:
-    """node's event history (empty while its agent does not answer)."""
-    try:
-        answer = call(cluster.socket(node), {"op": "events", "limit": 2000})
-    except (ControlError, OSError):
-        return []
-    history: list[dict[str, Any]] = answer["events"]
-    return history
-
-
-def up(cluster: LabCluster) -> str:
-    """Start both agents; the active node once the standby confirms it and postgres is up."""
-    cluster.start_all()
-    active = cluster.wait_active(30)
-    cluster.wait_for(
-        "the standby to confirm the active node",
-        lambda: (
-            (s := cluster.status(other(active))) is not None
-            and s["role"] == "standby"
-            and all(p["confirmed"] for p in s["peers"])
-        ),
-        15,
-    )
-    return active
-
-
 def workload(lab: Lab, *argv: str, timeout: float = 30.0) -> str:
     """Run a pg_workload command in the client namespace; its output."""
     done = lab.run(
@@ -212,7 +185,7 @@ def power_loss_trial(
     With `switchover`, the group is moved by a switchover instead (a clean stop).
     """
     lab, cluster = pg.lab, pg.cluster
-    active = up(cluster)
+    active = cluster.up()
     standby = other(active)
     workload(lab, "prepare", DSN, str(ACCOUNTS), str(filler), timeout=120)
     out = lab.workdir / "workload.jsonl"
@@ -280,7 +253,7 @@ def power_loss_trial(
 def _steps(cluster: LabCluster, node: str) -> tuple[str, ...]:
     return tuple(
         str(e["message"])
-        for e in events(cluster, node)
+        for e in cluster.events(node)
         if e["kind"] == "resource.step" and str(e["message"]).startswith(f"{RESOURCE}: ")
     )
 
