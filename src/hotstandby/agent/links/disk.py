@@ -265,7 +265,9 @@ class DiskLink:
     async def _poll(self, deliver: Deliver) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time()
-        while True:
+        # Not `while True`: on Python 3.11, wait_for (in _finish) can swallow a cancel
+        # that arrives as its I/O completes, and close() would then await this forever.
+        while not self._closed:
             # Keep to the schedule; after a long stall, skip the missed turns instead of
             # firing them back to back.
             due += self.interval
