@@ -182,9 +182,11 @@ def classic_group(
     links: Sequence[str] | None = None,
     timers: dict[str, str] | None = None,
     fence_failing: bool = False,
+    preferred: str = "alpha",
 ) -> Iterator[ClassicGroup]:
     """A two-node lab with the classic group's cluster file written (agents not started).
 
+    `preferred` has the higher priority: it becomes active when both nodes boot together.
     Everything is removed on exit, agents first: their mount namespaces, and the mounts in
     them, go with them.
     """
@@ -208,6 +210,10 @@ def classic_group(
             )
             cluster = LabCluster(lab, spec)
             text = cluster.render()
+            if preferred != lab.node_names[0]:
+                text = text.replace("priority = 200", "priority = 0").replace(
+                    "priority = 100", "priority = 200"
+                )
             for name in lab.node_names:
                 # The hostname follows the node: each node's own LAN address.
                 head = f'[[node]]\nname = "{name}"\n'
