@@ -49,7 +49,9 @@ def test_fault_case(case: str, mode: str) -> None:
     print(f"\n{case}/{mode}: {result.seconds:.1f}s, takeover {result.takeover}")
     assert result.passed, report(result)
     if result.expected_overlap:
-        # Heartbeat-only on a full cut: both nodes held the group; the checker saw it.
+        # Heartbeat-only on a full cut: both nodes held the group; the checker saw it, and
+        # `check` had warned of exactly that.
         assert result.overlaps, report(result)
+        assert any("split brain" in w for w in result.arbitration_warnings), result
     else:
         assert result.overlaps == (), report(result)

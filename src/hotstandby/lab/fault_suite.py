@@ -16,12 +16,16 @@ when the checker DOES see the overlap, which shows the checker can see one.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hotstandby.cli.control_cmds import ControlError, call
@@ -30,6 +34,7 @@ from hotstandby.lab.disk import set_read_only
 from hotstandby.lab.overlap import OverlapChecker, Sample
 from hotstandby.lab.power import freeze_tree, process_tree
 from hotstandby.lab.throttle import throttled
+from hotstandby.lab.topology import FLOATING_IPV4
 
 #: Seconds a cluster has to reach one active node with every resource running.
 CONVERGE = 40.0
@@ -95,6 +100,7 @@ class Result:
     notes: tuple[str, ...] = ()
     timeline: tuple[str, ...] = ()
     seconds: float = 0.0
+    arbitration_warnings: tuple[str, ...] = ()  # what `hotstandby check` warned of
 
     @property
     def passed(self) -> bool:
@@ -120,6 +126,7 @@ class Result:
             "notes": list(self.notes),
             "timeline": list(self.timeline),
             "seconds": round(self.seconds, 3),
+            "arbitration_warnings": list(self.arbitration_warnings),
         }
 
 
@@ -264,6 +271,12 @@ def _older_epoch(run: Run) -> None:
     group.cluster.wait_active(CONVERGE, other_than=node)
     run.note(f"{run.standby} active")
     group.lab.power_on(node)
+    # A power cycle forgets the addresses; the lab's namespace keeps them (power_on only
+    # reconnects), so take the floating IP off as the reboot would have.
+    address = f"{FLOATING_IPV4}/24"
+    group.lab.run(
+        node, ["ip", "addr", "del", address, "dev", group.lab.node(node).lan_if], check=False
+    )
     run.hold(0.0, 0.5)
     group.cluster.start(node)
     run.restarted.add(node)
@@ -361,6 +374,21 @@ def events(group: ClassicGroup, node: str) -> list[str]:
     ]
 
 
+def arbitration_warnings(config: Path) -> tuple[str, ...]:
+    """The warnings `hotstandby check` gives about the file's arbitration."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hotstandby", "check", "--json", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode not in (0, 2):
+        raise RuntimeError(f"hotstandby check {config} failed: {done.stderr.strip()}")
+    warnings = json.loads(done.stdout).get("warnings", [])
+    return tuple(str(w["message"]) for w in warnings if str(w.get("key", "")).startswith("arb"))
+
+
 def run_case(name: str, mode: str, seed: int, prefix: str = "hfs") -> Result:
     """Run one repetition of case `name` in arbitration mode `mode`, jittered by `seed`."""
     case = CASES[name]
@@ -373,6 +401,7 @@ def run_case(name: str, mode: str, seed: int, prefix: str = "hfs") -> Result:
         # Booting together, no node is active before the fault: any active one took over.
         run = Run(group, rng, first="" if case.boot_together else first)
         checker = OverlapChecker(group.agent_pids, group.watched())
+        warned = arbitration_warnings(group.cluster.config)
         takeover: float | None = None
         error = ""
         one = False
@@ -407,6 +436,7 @@ def run_case(name: str, mode: str, seed: int, prefix: str = "hfs") -> Result:
             notes=tuple(notes),
             timeline=tuple(checker.describe()),
             seconds=time.monotonic() - began,
+            arbitration_warnings=warned,
         )
 
 
