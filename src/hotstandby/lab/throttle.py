@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hotstandby.lab._cmd import LabUnsupportedError
@@ -36,8 +36,13 @@ def _home(pid: int) -> Path:
 @contextlib.contextmanager
 def throttled(
     device: str, pids: Sequence[int], bytes_per_second: int = 512, prefix: str = "hfs"
-) -> Iterator[None]:
-    """Throttle pids' I/O to device (with every thread they have or start) while inside."""
+) -> Iterator[Callable[[], None]]:
+    """Throttle pids' I/O to device (with every thread they have or start) while inside.
+
+    Yields a function that lifts the limit early: the queued requests then go at once.
+    The group is named PREFIX-PID-XXXX (this process's pid), so a later run can find and
+    remove the group of a process that died inside.
+    """
     reason = throttle_missing()
     if reason is not None:
         raise LabUnsupportedError(reason)
@@ -50,16 +55,20 @@ def throttled(
     group = BLKIO / f"{prefix}-{os.getpid()}-{secrets.token_hex(2)}"
     group.mkdir()
     limits = [group / "blkio.throttle.write_bps_device", group / "blkio.throttle.read_bps_device"]
+
+    def lift() -> None:
+        for limit in limits:
+            limit.write_text(f"{key} 0")
+
     try:
         for limit in limits:
             limit.write_text(f"{key} {bytes_per_second}")
         for pid in homes:
             with contextlib.suppress(OSError):  # it may have ended (or been fenced) meanwhile
                 (group / "cgroup.procs").write_text(str(pid))
-        yield
+        yield lift
     finally:
-        for limit in limits:
-            limit.write_text(f"{key} 0")
+        lift()
         # Children forked while throttled are in the group too: every member goes back.
         members = [int(p) for p in (group / "cgroup.procs").read_text().split()]
         fallback = next(iter(homes.values()), BLKIO)
