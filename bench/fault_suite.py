@@ -80,7 +80,10 @@ def main() -> int:
         for rep in range(args.reps):
             result = run_case(case, mode, args.seed + rep)
             results.append(result)
-            if not result.passed and not args.json:
+            if args.json:
+                state = "passed" if result.passed else f"FAILED {result.error[:200]}"
+                print(f"{case}/{mode} seed {result.seed}: {state}", file=sys.stderr, flush=True)
+            elif not result.passed:
                 print(f"  FAILED {case}/{mode} seed {result.seed}: {result.error}", file=sys.stderr)
                 for line in (*result.overlaps, *result.notes, *result.timeline):
                     print(f"    {line}", file=sys.stderr)

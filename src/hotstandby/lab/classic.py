@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from hotstandby.lab._cmd import run
+from hotstandby.lab._cmd import LabError, run
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
-from hotstandby.lab.disk import SharedDisk
+from hotstandby.lab.disk import SharedDisk, attached_devices
 from hotstandby.lab.dns import DnsServer
 from hotstandby.lab.overlap import Watched
 from hotstandby.lab.procs import LabProcess
@@ -174,6 +175,23 @@ def arbitration(lab: Lab, mode: str, *, fence_failing: bool = False) -> tuple[st
     raise ValueError(f"unknown arbitration mode {mode!r} (one of {', '.join(MODES)})")
 
 
+def detach_volume(volume: SharedDisk, timeout: float = 10.0) -> None:
+    """Detach the volume's loop devices once no dying agent's mount holds them.
+
+    A killed agent's mount namespace is torn down after it exits; until then its mount
+    keeps the device open, and `losetup --detach` only marks it to go when closed (then a
+    second look finds it gone, which is no error). Only a device still attached is one.
+    """
+    try:
+        volume.detach()
+    except LabError:
+        deadline = time.monotonic() + timeout
+        while attached_devices(volume.backing):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def classic_group(
     prefix: str,
@@ -224,6 +242,6 @@ def classic_group(
         finally:
             for proc in lab.processes():
                 lab.kill(proc)
-            volume.detach()
+            detach_volume(volume)
             if device is not None:
                 run(["losetup", "--detach", device], check=False)

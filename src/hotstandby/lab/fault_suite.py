@@ -390,10 +390,32 @@ def arbitration_warnings(config: Path) -> tuple[str, ...]:
 
 
 def run_case(name: str, mode: str, seed: int, prefix: str = "hfs") -> Result:
-    """Run one repetition of case `name` in arbitration mode `mode`, jittered by `seed`."""
+    """Run one repetition of case `name` in arbitration mode `mode`, jittered by `seed`.
+
+    A lab that could not be built or removed is a failed repetition, with the error.
+    """
     case = CASES[name]
     if mode not in case.modes:
         raise ValueError(f"case {name} does not apply to mode {mode} (only {case.modes})")
+    began = time.monotonic()
+    try:
+        return _run_case(case, mode, seed, prefix)
+    except Exception as exc:  # the lab itself failed: reported with the seed
+        return Result(
+            case=name,
+            mode=mode,
+            seed=seed,
+            overlaps=(),
+            takeover=None,
+            one_active=False,
+            expected_overlap=mode in case.expect_overlap,
+            error=f"lab: {type(exc).__name__}: {exc}"[:2000],
+            seconds=time.monotonic() - began,
+        )
+
+
+def _run_case(case: Case, mode: str, seed: int, prefix: str) -> Result:
+    name = case.name
     rng = random.Random(f"{name}/{mode}/{seed}")
     began = time.monotonic()
     first = rng.choice(["alpha", "beta"])
