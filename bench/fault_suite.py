@@ -49,6 +49,28 @@ def row(case: str, mode: str, results: list[Result]) -> dict[str, object]:
     }
 
 
+HEAD = (
+    f"{'case':24} {'mode':8} {'reps':>4} {'overlaps':>8} {'p50 ms':>7} {'max ms':>7} "
+    f"{'one active':>10}  failed seeds"
+)
+
+
+def line(r: dict[str, object]) -> str:
+    """One cell of the table."""
+    overlaps = f"{r['overlaps']}{'*' if r['expected_overlap'] else ''}"
+    p50, most = r["takeover_p50"], r["takeover_max"]
+    assert p50 is None or isinstance(p50, float)
+    assert most is None or isinstance(most, float)
+    return (
+        f"{r['case']!s:24} {r['mode']!s:8} {r['reps']!s:>4} {overlaps:>8} "
+        f"{_ms(p50):>7} {_ms(most):>7} {r['one_active']!s:>4}/{r['reps']!s:<5}  "
+        f"{r['failed_seeds'] or ''}"
+    )
+
+
+FOOT = "* an overlap is expected there (heartbeat-only on a full cut): it must be seen"
+
+
 def main() -> int:
     """Run the cells and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,7 +79,12 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--json", action="store_true", help="every repetition, as JSON")
+    parser.add_argument("--table", metavar="JSON", help="print the table of an earlier --json")
     args = parser.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            print("\n".join([HEAD, *(line(r) for r in json.load(f)["cells"]), FOOT]))
+        return 0
     reason = skip_reason() or named_missing()
     if reason is not None:
         print(f"cannot run: {reason}", file=sys.stderr)
@@ -72,9 +99,8 @@ def main() -> int:
             parser.error(f"--modes: unknown mode {mode!r} (known: {', '.join(MODES)})")
     rows = []
     every: list[Result] = []
-    head = f"{'case':24} {'mode':8} {'reps':>4} {'overlaps':>8} {'p50 ms':>7} {'max ms':>7}"
     if not args.json:
-        print(f"{head} {'one active':>10}  failed seeds")
+        print(HEAD)
     for case, mode in _cells(cases, modes):
         results = []
         for rep in range(args.reps):
@@ -85,23 +111,17 @@ def main() -> int:
                 print(f"{case}/{mode} seed {result.seed}: {state}", file=sys.stderr, flush=True)
             elif not result.passed:
                 print(f"  FAILED {case}/{mode} seed {result.seed}: {result.error}", file=sys.stderr)
-                for line in (*result.overlaps, *result.notes, *result.timeline):
-                    print(f"    {line}", file=sys.stderr)
+                for text in (*result.overlaps, *result.notes, *result.timeline):
+                    print(f"    {text}", file=sys.stderr)
         every += results
         r = row(case, mode, results)
         rows.append(r)
         if not args.json:
-            overlaps = f"{r['overlaps']}{'*' if r['expected_overlap'] else ''}"
-            print(
-                f"{case:24} {mode:8} {r['reps']:>4} {overlaps:>8} "
-                f"{_ms(r['takeover_p50']):>7} {_ms(r['takeover_max']):>7} "  # type: ignore[arg-type]
-                f"{r['one_active']:>4}/{r['reps']:<5}  {r['failed_seeds'] or ''}",
-                flush=True,
-            )
+            print(line(r), flush=True)
     if args.json:
         print(json.dumps({"cells": rows, "runs": [r.as_json() for r in every]}, indent=1))
     else:
-        print("* an overlap is expected there (heartbeat-only on a full cut): it must be seen")
+        print(FOOT)
     return 0 if all(r.passed for r in every) else 1
 
 
