@@ -79,6 +79,7 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--json", action="store_true", help="every repetition, as JSON")
+    parser.add_argument("--history", action="store_true", help="keep the event histories")
     parser.add_argument("--table", metavar="JSON", help="print the table of an earlier --json")
     args = parser.parse_args()
     if args.table:
@@ -104,7 +105,7 @@ def main() -> int:
     for case, mode in _cells(cases, modes):
         results = []
         for rep in range(args.reps):
-            result = run_case(case, mode, args.seed + rep)
+            result = run_case(case, mode, args.seed + rep, history=args.history)
             results.append(result)
             if args.json:
                 state = "passed" if result.passed else f"FAILED {result.error[:200]}"

@@ -389,17 +389,20 @@ def arbitration_warnings(config: Path) -> tuple[str, ...]:
     return tuple(str(w["message"]) for w in warnings if str(w.get("key", "")).startswith("arb"))
 
 
-def run_case(name: str, mode: str, seed: int, prefix: str = "hfs") -> Result:
+def run_case(
+    name: str, mode: str, seed: int, prefix: str = "hfs", *, history: bool = False
+) -> Result:
     """Run one repetition of case `name` in arbitration mode `mode`, jittered by `seed`.
 
-    A lab that could not be built or removed is a failed repetition, with the error.
+    A lab that could not be built or removed is a failed repetition, with the error. The
+    notes hold both nodes' event histories when it failed, or always with `history`.
     """
     case = CASES[name]
     if mode not in case.modes:
         raise ValueError(f"case {name} does not apply to mode {mode} (only {case.modes})")
     began = time.monotonic()
     try:
-        return _run_case(case, mode, seed, prefix)
+        return _run_case(case, mode, seed, prefix, history)
     except Exception as exc:  # the lab itself failed: reported with the seed
         return Result(
             case=name,
@@ -414,7 +417,7 @@ def run_case(name: str, mode: str, seed: int, prefix: str = "hfs") -> Result:
         )
 
 
-def _run_case(case: Case, mode: str, seed: int, prefix: str) -> Result:
+def _run_case(case: Case, mode: str, seed: int, prefix: str, history: bool) -> Result:
     name = case.name
     rng = random.Random(f"{name}/{mode}/{seed}")
     began = time.monotonic()
@@ -443,7 +446,7 @@ def _run_case(case: Case, mode: str, seed: int, prefix: str) -> Result:
             takeover = takeover_time(checker.timeline, run.fault_at, run.first)
         overlaps = tuple(o.describe(run.fault_at or checker.started) for o in checker.overlaps())
         notes = list(run.notes)
-        if error or not one or (bool(overlaps) != (mode in case.expect_overlap)):
+        if history or error or not one or (bool(overlaps) != (mode in case.expect_overlap)):
             for node in group.lab.node_names:
                 notes += [f"{node}: {line}" for line in events(group, node)[-60:]]
         return Result(
