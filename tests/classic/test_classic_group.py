@@ -12,145 +12,49 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab, skip_reason
-from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
-from hotstandby.lab.disk import SharedDisk
-from hotstandby.lab.dns import DnsServer, named_missing
-from hotstandby.lab.volume import in_mount_namespace, mount_points, shared_volume
+from hotstandby.lab.classic import ORDER, SERVICE_PORT, ClassicGroup, classic_group, other
+from hotstandby.lab.dns import named_missing
+from hotstandby.lab.volume import in_mount_namespace, mount_points
 
-from ..alias.alias_lab import HOSTNAME, lookup
+from ..alias.alias_lab import lookup
 from ..service.svc_lab import ECHO_CHECK
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 #: Namespaces, state files and temp dirs of these tests start with this.
 PREFIX = "hcl"
-PORT = 7171  # the service: the lab's TCP echo service
-ORDER = ["vip", "data", "db-name", "echo"]
-
-
-@dataclass
-class Classic:
-    """The lab, its DNS server and shared volume, and the cluster file (agents not started)."""
-
-    lab: Lab
-    dns: DnsServer
-    volume: SharedDisk
-    cluster: LabCluster
-
-    @property
-    def mountpoint(self) -> str:
-        """Where the volume is mounted on the active node."""
-        return str(self.lab.workdir / "srv")
-
-
-def _resources(lab: Lab, dns: DnsServer, volume: SharedDisk) -> str:
-    devices = "\n".join(f'{n} = "{volume.device(n)}"' for n in lab.node_names)
-    return f"""
-[[resource]]
-name = "data"
-kind = "volume"
-start_timeout = "10s"
-stop_timeout = "10s"
-monitor_interval = "1s"
-monitor_timeout = "2s"
-[resource.params]
-mountpoint = "{lab.workdir / "srv"}"
-fstype = "ext4"
-kill_grace = "1s"
-# No periodic journal commit: a node that loses power writes nothing after its last fsync.
-options = ["noatime", "commit=600"]
-[resource.params.device]
-{devices}
-
-[[resource]]
-name = "db-name"
-kind = "alias"
-start_timeout = "5s"
-monitor_interval = "1s"
-monitor_timeout = "2s"
-[resource.params]
-hostname = "{HOSTNAME}"
-zone = "{dns.zone}"
-server = "{dns.address}"
-key_file = "{dns.key.path}"
-ttl = 5
-timeout = "1s"
-
-[[resource]]
-name = "echo"
-kind = "service"
-start_timeout = "10s"
-stop_timeout = "5s"
-monitor_timeout = "2s"
-monitor_interval = "1s"
-[resource.params]
-start = ["{sys.executable}", "-m", "hotstandby.lab.prober", "serve", "{PORT}"]
-monitor = ["{sys.executable}", "{ECHO_CHECK}", "127.0.0.1", "{PORT}"]
-not_running_code = 7
-stop_grace = "2s"
-"""
 
 
 @pytest.fixture
-def classic() -> Iterator[Classic]:
-    """Nodes alpha and beta, named on the client, the volume, and the cluster file."""
+def classic() -> Iterator[ClassicGroup]:
+    """Nodes alpha and beta, named on the client, the volume, and the cluster file (fenced)."""
     reason = skip_reason() or named_missing()
     if reason is not None:
         pytest.skip(reason)
-    with Lab(PREFIX, nodes=("alpha", "beta")) as lab:
-        dns = DnsServer(lab, CLIENT, lab.node(CLIENT).lan_ipv4)
-        dns.start()
-        volume = shared_volume(lab.workdir, lab.node_names)
-        try:
-            extra = _resources(lab, dns, volume)
-            cluster = LabCluster(lab, ClusterSpec(arbitration=fence_arbitration(lab), extra=extra))
-            text = cluster.render()
-            for name in lab.node_names:
-                # The hostname follows the node: each node's own LAN address.
-                head = f'[[node]]\nname = "{name}"\n'
-                text = text.replace(head, f'{head}address = "{lab.node(name).lan_ipv4}"\n')
-            cluster.write(text)
-            yield Classic(lab, dns, volume, cluster)
-        finally:
-            # Agents first: their mount namespaces, and the mounts in them, go with them.
-            for proc in lab.processes():
-                lab.kill(proc)
-            volume.detach()
-
-
-def other(node: str) -> str:
-    """The other node of the pair."""
-    return "beta" if node == "alpha" else "alpha"
+    # The LAN is a heartbeat link too, and the agents keep their default timers.
+    with classic_group(PREFIX, "fence", links=("lan", "private", "serial"), timers={}) as group:
+        yield group
 
 
 def echo_answers(lab: Lab) -> bool:
     """Whether the service answers a client at the floating address."""
-    done = lab.run(CLIENT, [sys.executable, ECHO_CHECK, FLOATING_IPV4, str(PORT)], check=False)
+    done = lab.run(
+        CLIENT, [sys.executable, ECHO_CHECK, FLOATING_IPV4, str(SERVICE_PORT)], check=False
+    )
     return done.returncode == 0
 
 
-def test_power_loss_moves_the_whole_group_in_order(classic: Classic) -> None:
+def test_power_loss_moves_the_whole_group_in_order(classic: ClassicGroup) -> None:
     lab, cluster, volume = classic.lab, classic.cluster, classic.volume
-    cluster.start_all()
-    active = cluster.wait_active(30)
+    active = cluster.up()
     standby = other(active)
-    cluster.wait_for(
-        "the standby to confirm the active node",
-        lambda: (
-            (s := cluster.status(standby)) is not None
-            and s["role"] == "standby"
-            and all(p["confirmed"] for p in s["peers"])
-        ),
-        15,
-    )
     status = cluster.status(active)
     assert status is not None
-    assert [r["name"] for r in status["resources"]] == ORDER
+    assert [r["name"] for r in status["resources"]] == list(ORDER)
     assert lookup(lab, CLIENT, classic.dns) == [lab.node(active).lan_ipv4]
     assert echo_answers(lab)
     pid = cluster.agents[active].pid
@@ -180,7 +84,7 @@ def test_power_loss_moves_the_whole_group_in_order(classic: Classic) -> None:
             for e in history
             if e["kind"] == "resource" and e["rule"] == "takeover.start"
         ]
-        assert starts == ORDER
+        assert starts == list(ORDER)
         kinds = [(e["kind"], e["rule"]) for e in history]
         fenced = kinds.index(("alarm.takeover", "takeover.fenced"))
         assert fenced < kinds.index(("resource", "takeover.start"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import threading
 import time
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from hotstandby.lab.disk import SharedDisk
+from hotstandby.lab.throttle import throttle_missing, throttled
 
 PREFIX = "hda"
-BLKIO = Path("/sys/fs/cgroup/blkio")
 DISK_SIZE = 2 << 20  # the arbitration area lies at 1 MiB
 
 
@@ -53,34 +52,12 @@ def slow_device(
     At 512 B/s every 4 KiB request waits about 8 s in the block layer; lifting the limit
     releases the queued requests at once. Other loop devices stay fast.
     """
-    if not (BLKIO / "blkio.throttle.write_bps_device").exists():
-        pytest.skip("needs the cgroup v1 blkio controller with throttling (no dm-delay here)")
-    rdev = os.stat(device).st_rdev
-    key = f"{os.major(rdev)}:{os.minor(rdev)}"
+    reason = throttle_missing()
+    if reason is not None:
+        pytest.skip(reason)
     member = os.getpid() if pid is None else pid
-    home = BLKIO
-    for line in Path(f"/proc/{member}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "blkio" in controllers.split(","):
-            home = BLKIO / path.lstrip("/")
-    group = BLKIO / f"{PREFIX}-{os.getpid()}-{secrets.token_hex(2)}"
-    group.mkdir()
-    limits = [group / "blkio.throttle.write_bps_device", group / "blkio.throttle.read_bps_device"]
-
-    def lift() -> None:
-        for limit in limits:
-            limit.write_text(f"{key} 0")
-
-    try:
-        for limit in limits:
-            limit.write_text(f"{key} {bytes_per_second}")
-        (group / "cgroup.procs").write_text(str(member))
+    with throttled(device, [member], bytes_per_second, prefix=PREFIX) as lift:
         yield lift
-    finally:
-        lift()
-        with contextlib.suppress(OSError):  # a process that has ended left the group already
-            (home / "cgroup.procs").write_text(str(member))
-        group.rmdir()
 
 
 class Recorder:

@@ -8,7 +8,6 @@ import ctypes
 import mmap
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -20,12 +19,12 @@ import pytest
 
 from hotstandby.agent.links import DiskIO
 from hotstandby.agent.ports import LinkStats
+from hotstandby.lab.throttle import BLKIO, throttle_missing, throttled
 
 #: Namespaces, temp dirs and cgroups of these tests all start with this.
 PREFIX = "hsk"
 
 CLONE_NEWNET = 0x40000000
-BLKIO = Path("/sys/fs/cgroup/blkio")
 
 
 def require(*programs: str, root: bool = True) -> None:
@@ -107,39 +106,14 @@ def slow_device(device: str, bytes_per_second: int = 512) -> Iterator[Callable[[
 
     At 512 B/s every 4 KiB request waits about 8 s in the kernel's block layer; lifting the
     limit releases the queued requests at once. The limit is per device, so the other
-    nodes' loop devices stay fast.
+    nodes' loop devices stay fast. The whole process: threads started later (the link's
+    workers) inherit it.
     """
-    if not (BLKIO / "blkio.throttle.write_bps_device").exists():
-        pytest.skip("needs the cgroup v1 blkio controller with throttling (no dm-delay here)")
-    rdev = os.stat(device).st_rdev
-    key = f"{os.major(rdev)}:{os.minor(rdev)}"
-    home = _blkio_cgroup()
-    group = BLKIO / f"{PREFIX}-{os.getpid()}-{secrets.token_hex(2)}"
-    group.mkdir()
-    limits = [group / "blkio.throttle.write_bps_device", group / "blkio.throttle.read_bps_device"]
-
-    def lift() -> None:
-        for limit in limits:
-            limit.write_text(f"{key} 0")
-
-    try:
-        for limit in limits:
-            limit.write_text(f"{key} {bytes_per_second}")
-        # The whole process: threads started later (the link's workers) inherit it.
-        (group / "cgroup.procs").write_text(str(os.getpid()))
+    reason = throttle_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with throttled(device, [os.getpid()], bytes_per_second, prefix=PREFIX) as lift:
         yield lift
-    finally:
-        lift()
-        (home / "cgroup.procs").write_text(str(os.getpid()))
-        group.rmdir()
-
-
-def _blkio_cgroup() -> Path:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "blkio" in controllers.split(","):
-            return BLKIO / path.lstrip("/")
-    return BLKIO
 
 
 class Inbox:

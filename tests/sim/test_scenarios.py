@@ -31,6 +31,12 @@ def test_the_catalogue_has_every_named_scenario() -> None:
         "start-fails-on-standby",
         "switchover-during-link-loss",
         "clock-drift-limit",
+        "power-loss-during-switchover",
+        "power-loss-of-target-during-switchover",
+        "witness-down-during-cut",
+        "disk-slow-during-cut",
+        "disk-gone-during-cut",
+        "older-epoch-returns",
     }
     assert all(sc.summary for sc in CATALOGUE.values())
 

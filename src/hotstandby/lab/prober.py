@@ -2,6 +2,10 @@
 
     python -m hotstandby.lab.prober serve PORT
     python -m hotstandby.lab.prober probe ADDRESS PORT [--interval S] [--timeout S]
+    python -m hotstandby.lab.prober check ADDRESS PORT
+
+`check` is a service monitor: exit 0 when the service echoes, 7 when the connection is
+refused (not running), 1 otherwise.
 
 The prober connects, sends a byte and waits for its echo, every `interval`, and
 prints one line per probe: "ok T" or "fail T", T being CLOCK_MONOTONIC (shared by
@@ -94,6 +98,19 @@ def outage(lines: Iterable[str], after: float) -> Outage | None:
     return max(gaps, key=lambda g: g.seconds, default=None)
 
 
+def check(address: str, port: int, timeout: float = 1.0) -> int:
+    """A monitor's exit code: 0 echoed, 7 refused (not running), 1 any other failure."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            conn.sendall(b"x")
+            return 0 if conn.recv(1) == b"x" else 1
+    except ConnectionRefusedError:
+        return 7
+    except OSError as err:
+        print(f"echo check: {err}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the lab's client and service."""
     parser = argparse.ArgumentParser(prog="hotstandby.lab.prober")
@@ -105,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("port", type=int)
     p.add_argument("--interval", type=float, default=0.01)
     p.add_argument("--timeout", type=float, default=0.05)
+    c = sub.add_parser("check")
+    c.add_argument("address")
+    c.add_argument("port", type=int)
     args = parser.parse_args(argv)
+    if args.cmd == "check":
+        return check(args.address, args.port)
     if args.cmd == "serve":
         serve(args.port)
     else:

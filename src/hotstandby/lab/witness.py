@@ -73,17 +73,7 @@ class WitnessLab:
     def up(self, timeout: float = 30.0) -> str:
         """Start the witness and both agents; the active node once it holds the lease."""
         self.start_witness()
-        self.cluster.start_all()
-        active = self.cluster.wait_active(timeout)
-        self.cluster.wait_for(
-            "the standby to confirm the active node",
-            lambda: (
-                (s := self.cluster.status(other(active))) is not None
-                and s["role"] == "standby"
-                and all(p["confirmed"] for p in s["peers"])
-            ),
-            10,
-        )
+        active = self.cluster.up(timeout)
         # The witness grants nobody for one span after its start; until the active node
         # holds a lease, a cut would (rightly) have it give the group up.
         self.cluster.wait_for(

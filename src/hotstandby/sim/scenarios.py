@@ -184,6 +184,8 @@ class _Script:
         elif kind == "arbiter_unreachable":
             ref = p.get("node", "all")
             f.arbiter_unreachable(None if ref == "all" else self.node(ref), dur)
+        elif kind == "disk_slow":
+            f.disk_slow(self.node(p.get("node", "active")), parse_duration(p["delay"]), dur)
         elif kind == "disk_unreachable":
             f.disk_unreachable(self.node(p.get("node", "active")), dur)
         elif kind == "resource":
