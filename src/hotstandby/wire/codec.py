@@ -47,7 +47,6 @@ VERSION = 1
 TAG_SIZE = 4
 MAC_SIZE = 16
 HEADER_SIZE = len(MAGIC) + 1 + TAG_SIZE + 2
-MIN_MESSAGE = HEADER_SIZE + MAC_SIZE  # not reachable by a real body, but a safe floor
 MAX_MESSAGE = 1024  # fits a serial frame and a 4 KiB disk slot; a 2-node beat is ~80
 MAX_STRING = 254  # an ostr's prefix needs length + 1 to fit a byte
 MIN_SECRET = 32  # bytes; matches keys.MIN_SECRET_BYTES
@@ -356,6 +355,40 @@ def _parse(body: bytes) -> Heartbeat:
     )
 
 
+def check_frame(
+    data: bytes, magic: bytes, version: int, tag: bytes, header_size: int, max_size: int
+) -> None:
+    """The checks of a signed frame before its MAC: a WireError subclass when one fails.
+
+    Frames of hotstandby's protocols start magic | version | cluster tag | ... and end
+    their header with a u16 total length, the MAC last (`MAC_SIZE` bytes). The checks go in
+    the order that gives the most useful reason: a stray packet is bad_magic, an upgrade
+    is bad_version, a neighbour is wrong_cluster.
+    """
+    if data[: len(magic)] != magic[: len(data)]:
+        raise BadMagicError()
+    if len(data) <= len(magic):
+        raise TruncatedError("in header")
+    if data[len(magic)] != version:
+        raise BadVersionError(f"version {data[len(magic)]}, expected {version}")
+    found = data[len(magic) + 1 : len(magic) + 1 + len(tag)]
+    if found != tag[: len(found)]:
+        raise WrongClusterError()
+    if len(data) > max_size:
+        raise OversizedError(f"{len(data)} bytes")
+    if len(data) < header_size:
+        raise TruncatedError("in header")
+    (total,) = struct.unpack_from(">H", data, header_size - 2)
+    if total < header_size + MAC_SIZE:
+        raise MalformedError("declared length below the minimum")
+    if total > max_size:
+        raise OversizedError(f"declares {total} bytes")
+    if len(data) < total:
+        raise TruncatedError(f"{len(data)} of {total} bytes")
+    if len(data) > total:
+        raise MalformedError("bytes after the message")
+
+
 # ---------------------------------------------------------------- the codec
 
 
@@ -387,30 +420,7 @@ class Codec:
     def decode(self, data: bytes) -> Heartbeat:
         """The heartbeat in `data`, or a WireError subclass saying why it was dropped."""
         data = bytes(data)
-        # Header checks go in the order that gives the most useful reason: a stray
-        # packet is bad_magic, an upgrade is bad_version, a neighbour is wrong_cluster.
-        if data[: len(MAGIC)] != MAGIC[: len(data)]:
-            raise BadMagicError()
-        if len(data) <= len(MAGIC):
-            raise TruncatedError("in header")
-        if data[len(MAGIC)] != VERSION:
-            raise BadVersionError(f"version {data[len(MAGIC)]}, expected {VERSION}")
-        tag = data[len(MAGIC) + 1 : len(MAGIC) + 1 + TAG_SIZE]
-        if tag != self.tag[: len(tag)]:
-            raise WrongClusterError()
-        if len(data) > MAX_MESSAGE:
-            raise OversizedError(f"{len(data)} bytes")
-        if len(data) < HEADER_SIZE:
-            raise TruncatedError("in header")
-        (total,) = struct.unpack_from(">H", data, HEADER_SIZE - 2)
-        if total < MIN_MESSAGE:
-            raise MalformedError("declared length below the minimum")
-        if total > MAX_MESSAGE:
-            raise OversizedError(f"declares {total} bytes")
-        if len(data) < total:
-            raise TruncatedError(f"{len(data)} of {total} bytes")
-        if len(data) > total:
-            raise MalformedError("bytes after the message")
+        check_frame(data, MAGIC, VERSION, self.tag, HEADER_SIZE, MAX_MESSAGE)
         signed, mac = data[:-MAC_SIZE], data[-MAC_SIZE:]
         if not hmac.compare_digest(mac, self._seal(signed)):
             raise BadMacError()

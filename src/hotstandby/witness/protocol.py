@@ -36,14 +36,10 @@ from enum import IntEnum
 
 from hotstandby.wire.codec import (
     BadMacError,
-    BadMagicError,
-    BadVersionError,
     MalformedError,
-    OversizedError,
     Reader,
-    TruncatedError,
     WireError,
-    WrongClusterError,
+    check_frame,
     cluster_tag,
 )
 
@@ -193,28 +189,7 @@ class WitnessCodec:
     def _open(self, data: bytes, expected: MessageType) -> bytes:
         """The authenticated body of a datagram of type `expected`, or a WireError."""
         data = bytes(data)
-        if data[: len(MAGIC)] != MAGIC[: len(data)]:
-            raise BadMagicError()
-        if len(data) <= len(MAGIC):
-            raise TruncatedError("in header")
-        if data[len(MAGIC)] != VERSION:
-            raise BadVersionError(f"version {data[len(MAGIC)]}, expected {VERSION}")
-        tag = data[len(MAGIC) + 1 : len(MAGIC) + 1 + TAG_SIZE]
-        if tag != self.tag[: len(tag)]:
-            raise WrongClusterError()
-        if len(data) > MAX_DATAGRAM:
-            raise OversizedError(f"{len(data)} bytes")
-        if len(data) < HEADER_SIZE:
-            raise TruncatedError("in header")
-        (total,) = struct.unpack_from(">H", data, HEADER_SIZE - 2)
-        if total < HEADER_SIZE + MAC_SIZE:
-            raise MalformedError("declared length below the minimum")
-        if total > MAX_DATAGRAM:
-            raise OversizedError(f"declares {total} bytes")
-        if len(data) < total:
-            raise TruncatedError(f"{len(data)} of {total} bytes")
-        if len(data) > total:
-            raise MalformedError("bytes after the message")
+        check_frame(data, MAGIC, VERSION, self.tag, HEADER_SIZE, MAX_DATAGRAM)
         signed, mac = data[:-MAC_SIZE], data[-MAC_SIZE:]
         if not hmac.compare_digest(mac, self._seal(signed)):
             raise BadMacError()
