@@ -155,6 +155,38 @@ class Http:
     metrics: bool = True  # serve /metrics (Prometheus)
 
 
+class OnReplicaLost(StrEnum):
+    """What a primary does when its synchronous replica stops confirming commits."""
+
+    # Commits wait until the replica is back: no acknowledged write exists on one node only.
+    WAIT = "wait"
+    # After degrade_after, commits go on without it (asynchronous): the replica is told,
+    # and is no longer promoted, until it has caught up and is synchronous again.
+    DEGRADE = "degrade"
+
+
+@dataclass(frozen=True)
+class Replication:
+    """The rules for a resource whose data each node keeps a copy of (a replicated database).
+
+    The core decides which replica may be promoted and which replicas every commit waits
+    for; the resource's adapter carries it out (`RequireReplicas`, `FollowPrimary`).
+    """
+
+    resource: str  # the replicated resource (a postgres resource, mode = "replicated")
+    synchronous: bool = True  # a commit is acknowledged only once the replicas have it
+    on_replica_lost: OnReplicaLost = OnReplicaLost.DEGRADE
+    # How long commits wait for a silent or lagging synchronous replica before going on
+    # without it (DEGRADE only), and so how long a replica's word that it is synchronous
+    # stays good once it stops hearing the primary.
+    degrade_after: float = 5.0
+    # Asynchronous replication: the largest lag (bytes of WAL behind the primary, as the
+    # primary last reported it) at which a replica may still be promoted; -1: any lag.
+    max_lag: int = 16 << 20
+    # How often a standby checks its replica follows the primary (and mends it when not).
+    follow_interval: float = 2.0
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The whole validated configuration."""
@@ -172,6 +204,7 @@ class Cluster:
     # A digest of the file, so nodes can tell when their configurations differ.
     digest: str = ""
     http: Http | None = None  # no [http] table: no HTTP interface
+    replication: Replication | None = None  # no [replication] table: no replicated data
 
     def node(self, name: str) -> Node:
         """The node called `name`; KeyError when there is none."""

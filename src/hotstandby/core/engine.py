@@ -34,6 +34,7 @@ from hotstandby.core.messages import (
     Exit,
     FenceDone,
     FencePeer,
+    FollowDone,
     Heartbeat,
     HeartbeatReceived,
     Intent,
@@ -42,6 +43,8 @@ from hotstandby.core.messages import (
     RaiseAlarm,
     Reason,
     Rejected,
+    ReplicasRequired,
+    ReplicationReport,
     Reply,
     ResourceDone,
     Role,
@@ -269,6 +272,15 @@ class Engine:
             Action.MONITOR: self._monitor_done,
         }[event.action]
         handler(v, event)
+
+    def on_replication_report(self, event: ReplicationReport) -> None:
+        """The primary's server reported its replicas."""
+
+    def on_replicas_required(self, event: ReplicasRequired) -> None:
+        """The primary's server applied (or failed to apply) the replicas commits wait for."""
+
+    def on_follow_done(self, event: FollowDone) -> None:
+        """This standby's copy follows the primary now, or could not be made to."""
 
     def on_fence_done(self, event: FenceDone) -> None:
         """A fence attempt finished: only the agent's success counts."""

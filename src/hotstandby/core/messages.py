@@ -137,6 +137,12 @@ class Heartbeat:
     handover_to: str | None = None  # switchover target, once released
     intents: tuple[Intent, ...] = ()
     digest: str = ""  # configuration digest
+    # Replicated data: the sender's replica may be promoted without losing an acknowledged
+    # commit (it heard so from the primary and nothing since voids it).
+    replica_ok: bool = False
+    # Sent by the primary: the replicas that hold every commit it has acknowledged
+    # (synchronous, caught up), so each may be promoted without loss.
+    lossless: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- events
@@ -205,7 +211,65 @@ class AdminRequest:
     target: str | None = None
 
 
-Event = Boot | Tick | HeartbeatReceived | ResourceDone | FenceDone | ArbiterAnswer | AdminRequest
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """One replica as the primary's server sees it."""
+
+    node: str  # the replica's node (its application_name)
+    state: str  # the server's word: "streaming", "catchup", "startup", "backup", "stopping"
+    sync: bool  # counted now as a synchronous replica (commits wait for it)
+    flush_lsn: int  # the WAL position it has flushed, in bytes
+
+
+@dataclass(frozen=True)
+class ReplicationReport:
+    """The primary's replication as its server reported it (after each monitor)."""
+
+    resource: str
+    lsn: int  # the primary's WAL position when read, in bytes
+    replicas: tuple[ReplicaInfo, ...] = ()
+    required: tuple[str, ...] = ()  # the replicas every commit waits for now
+
+
+@dataclass(frozen=True)
+class ReplicasRequired:
+    """The answer to RequireReplicas."""
+
+    resource: str
+    nodes: tuple[str, ...]
+    ok: bool
+    # The primary's WAL position once the setting was in effect: every commit acknowledged
+    # without a replica of `nodes` lies before it.
+    lsn: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FollowDone:
+    """The answer to FollowPrimary: whether this node's copy now follows the primary."""
+
+    resource: str
+    primary: str | None
+    ok: bool
+    detail: str = ""
+    streaming: bool = False  # receiving the primary's WAL now
+    # Where data this node had and the primary lacks was saved before it was thrown away
+    # (a rewind or a fresh copy); empty when nothing diverged.
+    diverged: str = ""
+
+
+Event = (
+    Boot
+    | Tick
+    | HeartbeatReceived
+    | ResourceDone
+    | FenceDone
+    | ArbiterAnswer
+    | AdminRequest
+    | ReplicationReport
+    | ReplicasRequired
+    | FollowDone
+)
 
 
 # ---------------------------------------------------------------- commands
@@ -320,6 +384,31 @@ class RoleChanged:
 
 
 @dataclass(frozen=True)
+class RequireReplicas:
+    """Primary: make every commit wait for each of `nodes` (none: asynchronous).
+
+    Answer with ReplicasRequired once the server applies it.
+    """
+
+    resource: str
+    nodes: tuple[str, ...]
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class FollowPrimary:
+    """Standby: keep this node's copy a replica streaming from `primary`; FollowDone.
+
+    None: no primary is known; keep the replica as it is. A copy that diverged from the
+    primary's (a former primary's) is rewound or copied afresh, what it loses saved first.
+    """
+
+    resource: str
+    primary: str | None
+    reason: Reason
+
+
+@dataclass(frozen=True)
 class Exit:
     """The planned stop is complete: the agent may exit."""
 
@@ -338,4 +427,6 @@ Command = (
     | Rejected
     | RoleChanged
     | Exit
+    | RequireReplicas
+    | FollowPrimary
 )

@@ -15,7 +15,10 @@ from hotstandby.core.messages import (
     ArbiterAnswer,
     Boot,
     FenceDone,
+    FollowDone,
     HeartbeatReceived,
+    ReplicasRequired,
+    ReplicationReport,
     ResourceDone,
     Role,
     Tick,
@@ -30,7 +33,16 @@ class Reject:
 
 
 EventType = type[
-    Boot | Tick | HeartbeatReceived | ResourceDone | FenceDone | ArbiterAnswer | AdminRequest
+    Boot
+    | Tick
+    | HeartbeatReceived
+    | ResourceDone
+    | FenceDone
+    | ArbiterAnswer
+    | AdminRequest
+    | ReplicationReport
+    | ReplicasRequired
+    | FollowDone
 ]
 
 EVENT_TYPES: tuple[EventType, ...] = (
@@ -41,6 +53,9 @@ EVENT_TYPES: tuple[EventType, ...] = (
     FenceDone,
     ArbiterAnswer,
     AdminRequest,
+    ReplicationReport,
+    ReplicasRequired,
+    FollowDone,
 )
 
 _ALREADY_BOOTED = Reject("the agent has already booted; a new boot is a new engine")
@@ -58,6 +73,9 @@ def _row(boot: str | Reject) -> dict[EventType, str | Reject]:
         FenceDone: "on_fence_done",
         ArbiterAnswer: "on_arbiter_answer",
         AdminRequest: "on_admin",
+        ReplicationReport: "on_replication_report",
+        ReplicasRequired: "on_replicas_required",
+        FollowDone: "on_follow_done",
     }
 
 
