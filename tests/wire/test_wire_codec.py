@@ -52,7 +52,7 @@ TYPICAL = Heartbeat(
 )
 
 
-def reseal(body: bytes, *, total: int | None = None, version: int = 1) -> bytes:
+def reseal(body: bytes, *, total: int | None = None, version: int = codec.VERSION) -> bytes:
     """A message around an arbitrary body with a valid MAC, to reach the body parser."""
     length = 9 + len(body) + 16 if total is None else total
     head = b"HS" + bytes([version]) + cluster_tag(CLUSTER) + struct.pack(">H", length)
@@ -93,6 +93,8 @@ def test_full_heartbeat_round_trip() -> None:
             Intent("a#2", AdminAction.MAINTENANCE_OFF),
         ),
         digest="ABCDEF",
+        replica_ok=True,
+        promotable=("b", "nœud-ä", ""),
     )
     decoded = CODEC.decode(CODEC.encode(beat))
     assert decoded == Heartbeat(**{**beat.__dict__, "digest": "abcdef"})
@@ -135,6 +137,8 @@ heartbeats = st.builds(
         max_size=3,
     ).map(tuple),
     digest=hexdigits,
+    replica_ok=st.booleans(),
+    promotable=st.lists(names, max_size=3).map(tuple),
 )
 
 
@@ -200,9 +204,10 @@ def test_golden_bytes() -> None:
         "01016205"  # heard: 1 entry, ("b", 5)
         "0262"  # handover_to "b"
         "0101690300"  # intents: 1 entry, ("i", ONLINE, None)
+        "00"  # promotable: none
     )
     total = 9 + len(body) // 2 + 16
-    head = "485301" + cluster_tag(CLUSTER).hex() + f"{total:04x}"
+    head = "485302" + cluster_tag(CLUSTER).hex() + f"{total:04x}"
     assert message[:-16].hex() == head + body
     assert message == reseal(bytes.fromhex(body))
 
@@ -233,7 +238,7 @@ def test_reasons() -> None:
         (b"HS", TruncatedError),
         (b"XS" + message[2:], BadMagicError),
         (b"HX", BadMagicError),
-        (b"HS\x02" + message[3:], BadVersionError),
+        (b"HS" + bytes([codec.VERSION + 1]) + message[3:], BadVersionError),
         (message[:3] + b"\0\0\0\0" + message[7:], WrongClusterError),
         (message[:5], TruncatedError),
         (message[:8], TruncatedError),
@@ -271,7 +276,7 @@ def test_other_secret_is_bad_mac_other_cluster_is_wrong_cluster() -> None:
         (b"\0" + bytes(8) + b"\xff" * 9 + b"\x02", "over 64 bits"),
         (b"\0" + bytes(8) + b"\xff" * 10, "varint too long"),
         (b"\0" + bytes(8) + b"\x01\x01\x09", "unknown role"),
-        (b"\0" + bytes(8) + b"\x01\x01\x01\x40", "reserved flag"),
+        (b"\0" + bytes(8) + b"\x01\x01\x01\x80", "reserved flag"),
         (b"\0" + bytes(8) + b"\x01\x01\x01\x00\x09", "digest too long"),
         (b"\0" + bytes(8) + b"\x01\x01\x01\x00\x00\x7f", "count larger"),
         (b"\0" + bytes(8) + b"\x01\x01\x01\x00\x00\x00\x00\x01\x00\x09\x00", "unknown intent"),

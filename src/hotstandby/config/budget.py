@@ -20,6 +20,7 @@ from hotstandby.config.disk_layout import SLOT_SIZE, arbitration_area, heartbeat
 from hotstandby.config.durations import format_duration as fd
 from hotstandby.config.durations import parse_duration
 from hotstandby.config.errors import KeyPath, Violation
+from hotstandby.config.replication import replication_rules
 from hotstandby.core.cluster import ArbitrationMode, Cluster, LinkKind
 from hotstandby.core.timing import (
     disk_claim_wait,
@@ -142,6 +143,7 @@ def violations(cluster: Cluster) -> tuple[Violation, ...]:
         *_duplicates("resource", (r.name for r in cluster.resources)),
         *_arbitration_rules(cluster),
         *_timer_rules(cluster),
+        *replication_rules(cluster),
     )
 
 

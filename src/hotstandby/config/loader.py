@@ -17,6 +17,7 @@ from hotstandby.config.budget import violations
 from hotstandby.config.errors import ConfigError, KeyPath, Problem, SchemaError, Violation, describe
 from hotstandby.config.http import parse_http
 from hotstandby.config.positions import line_of
+from hotstandby.config.replication import parse_replication
 from hotstandby.config.reader import Table, freeze, is_ip_address
 from hotstandby.core.cluster import (
     Arbitration,
@@ -43,6 +44,7 @@ _TOP_KEYS = (
     "policies",
     "alarm",
     "http",
+    "replication",
 )
 _LINK_KEYS = ("name", "kind", "endpoints", "port", "baud", "offset")
 # Which optional link keys belong to which kind; any other kind setting them is an error,
@@ -191,6 +193,7 @@ def _cluster(doc: Table, digest: str) -> Cluster:
         alarms=tuple(freeze(t.data) for t in doc.tables("alarm")),
         digest=digest,
         http=parse_http(doc.table("http"), [t.data.get("name") for t in doc.tables("node")]),
+        replication=parse_replication(doc.table("replication")),
     )
 
 

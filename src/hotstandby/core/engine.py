@@ -56,6 +56,7 @@ from hotstandby.core.messages import (
     Tick,
 )
 from hotstandby.core.peers import LinkState, PeerView, accept, new_peer
+from hotstandby.core.replication import Alarm, Replicas
 from hotstandby.core.table import ADMIN, EVENTS, Reject
 
 HOLDING_ROLES = (Role.TAKING_OVER, Role.ACTIVE, Role.RELEASING)
@@ -177,6 +178,15 @@ class Engine:
         self._out: list[Command] = []
         self._next_wake = INF
         self._copy_only = False  # this step's event was a copy on a link already up
+        rules = cluster.replication
+        self.repl = (
+            None
+            if rules is None
+            else Replicas(rules, node, tuple(self.peers), cluster.timers.max_drift)
+        )
+        # The operator accepts promoting this node's copy although it may lack commits.
+        self.accept_loss = False
+        self.repl_blocked: Reason | None = None  # why this standby does not take over
 
     # ------------------------------------------------------------ the interface
 
@@ -215,6 +225,8 @@ class Engine:
         self.seq = (event.boot & 0x7FFFFFFF) << 16
         self.epoch = event.epoch
         self.initial_deadline = self.now + self.timers.initial_dead
+        if self.repl is not None:
+            self.repl.last_primary = event.was_active
         for v in self.group.items:
             self._run(v, Action.PROBE, Reason("boot.probe", "learn what already runs here"))
 
@@ -242,6 +254,8 @@ class Engine:
                 sent = self.sent_at[seq]
                 if peer.acked_sent_at is None or sent > peer.acked_sent_at:
                     peer.acked_sent_at = sent
+        if self.repl is not None:
+            self.repl.on_beat(beat)
         if beat.digest and self.cluster.digest and beat.digest != self.cluster.digest[:16]:
             if not peer.digest_warned:
                 peer.digest_warned = True
@@ -275,12 +289,30 @@ class Engine:
 
     def on_replication_report(self, event: ReplicationReport) -> None:
         """The primary's server reported its replicas."""
+        self._raise_all(self._replicas(event.resource).on_report(event))
 
     def on_replicas_required(self, event: ReplicasRequired) -> None:
         """The primary's server applied (or failed to apply) the replicas commits wait for."""
+        repl = self._replicas(event.resource)
+        if repl.asking is None:
+            raise _RejectedError("no RequireReplicas is outstanding")
+        self._raise_all(repl.on_required(event, self.now))
 
     def on_follow_done(self, event: FollowDone) -> None:
         """This standby's copy follows the primary now, or could not be made to."""
+        repl = self._replicas(event.resource)
+        if not repl.follow_pending:
+            raise _RejectedError("no FollowPrimary is outstanding")
+        self._raise_all(repl.on_follow(event))
+
+    def _replicas(self, resource: str) -> Replicas:
+        if self.repl is None or self.repl.rules.resource != resource:
+            raise _RejectedError(f"{resource!r} is not the cluster's replicated resource")
+        return self.repl
+
+    def _raise_all(self, alarms: list[Alarm]) -> None:
+        for a in alarms:
+            self._alarm(a.kind, a.severity, a.message, a.reason)
 
     def on_fence_done(self, event: FenceDone) -> None:
         """A fence attempt finished: only the agent's success counts."""
@@ -442,6 +474,20 @@ class Engine:
 
     def admin_force_active(self, action: AdminAction, target: str | None) -> tuple[bool, str]:
         """Operator override: take over without hearing the peer or the arbiter."""
+        if self.role is Role.STANDBY:
+            # A standby held back only because its copy may lack commits: still fence or
+            # arbitrate, but promote this copy, accepting the loss.
+            if self.repl_blocked is None:
+                raise _RejectedError("this standby is not held back; nothing to force")
+            self.accept_loss = True
+            self._alarm(
+                AlarmKind.REPLICA_INELIGIBLE,
+                Severity.CRITICAL,
+                f"{self.name}'s copy will be promoted by an operator's order although "
+                f"{self.repl_blocked.detail}: acknowledged commits may be lost",
+                Reason("admin.accept_loss", str(self.repl_blocked)),
+            )
+            return True, "taking over with this copy once the peer is fenced or released"
         self.forced = True
         self._alarm(
             AlarmKind.STATE,
@@ -465,6 +511,8 @@ class Engine:
                 break
         self._tend_fencing()
         self._tend_arbiter()
+        if self.repl is not None:
+            self._tend_replication(self.repl)
         self._tend_heartbeat()
 
     def _update_links(self) -> None:
@@ -560,6 +608,8 @@ class Engine:
         confirmed = [p for p in self.peers.values() if p.confirmed]
         if len(confirmed) == len(self.peers):
             if any(self._stuck(p) for p in confirmed) and self._eligible():
+                if self._data_held_back():
+                    return
                 # It cannot let go of what it holds and waits to be fenced.
                 self._begin_arbitration(Reason("boot.peer_stuck", "a peer waits to be fenced"))
                 return
@@ -586,6 +636,8 @@ class Engine:
                 "(policies.boot_alone or `hotstandby force-active` to override)",
             )
             return
+        if self._data_held_back():
+            return
         self._begin_arbitration(Reason("boot.alone", "no peer after the initial dead time"))
 
     def _stuck(self, p: PeerView) -> bool:
@@ -606,6 +658,8 @@ class Engine:
         if not self._eligible() or not self._best_candidate():
             return
         if lost:
+            if self._data_held_back():
+                return
             # A lost peer may have taken over since we last heard it (with its
             # own evidence about us), so even one that held nothing is arbitrated.
             names = ", ".join(p.name for p in lost)
@@ -652,6 +706,12 @@ class Engine:
         }[self.mode]
         proof = evidence(claim, targets)
         if proof is not None:
+            # Checked again with the evidence in hand: the belief may have lapsed meanwhile.
+            blocked = self._data_blocked()
+            if blocked is not None:
+                self._hold_back(blocked, Severity.CRITICAL)
+                self._abort_claim(Reason("takeover.replica_not_promotable", blocked.detail))
+                return
             self._begin_takeover(proof)
 
     def _decide_taking_over(self) -> None:
@@ -879,6 +939,8 @@ class Engine:
         self.epoch = max([self.epoch] + [p.epoch for p in self.peers.values()]) + 1
         self._withdraw_claim()
         self.forced = False
+        self.accept_loss = False
+        self.repl_blocked = None
         self.handover_to = None
         self.last_takeover = reason
         self._out.append(Persist(self.epoch, True, reason))
@@ -1346,6 +1408,8 @@ class Engine:
             handover_to=self.handover_to,
             intents=tuple(i for i, _ in self.intents),
             digest=self.cluster.digest[:16],
+            replica_ok=self._replica_word() if self.repl is not None else False,
+            promotable=self.repl.promotable_list() if self.repl is not None else (),
         )
 
     # ------------------------------------------------------------ choosing a node
@@ -1365,7 +1429,85 @@ class Engine:
             and not (b.offline or b.failed or b.leaving or b.maintenance)
             and b.role in (Role.STANDBY, Role.STARTING)
             and b.handover_to is None
+            and self._peer_data_ok(p, b)
         )
+
+    # ------------------------------------------------------------ replicated data
+
+    def _peer_data_ok(self, p: PeerView, beat: Heartbeat) -> bool:
+        """Whether a peer's copy may be promoted, as far as this node can tell."""
+        repl = self.repl
+        if repl is None:
+            return True
+        if repl.primary:
+            return p.name in repl.promotable_list()  # our own word on it
+        # Among nodes of which none may be promoted (a cluster's first start), rank decides.
+        return beat.replica_ok or not self._replica_word()
+
+    def _replica_word(self) -> bool:
+        """What this node's heartbeat says of its own copy (Heartbeat.replica_ok)."""
+        repl = self.repl
+        if repl is None or repl.primary:
+            return True
+        if repl.believes(self.now, self.peers) is None:
+            return True
+        # The node that held the group last, back with every node in view: an election
+        # may pick it, never a takeover alone.
+        return repl.last_primary and self.role in (Role.STARTING, Role.STANDBY, Role.ARBITRATING)
+
+    def _data_blocked(self) -> Reason | None:
+        """Why this node must not take over alone with its copy, or None."""
+        if self.repl is None or self.accept_loss or self.group.known_held():
+            return None  # found running here: the primary is this node already
+        return self.repl.believes(self.now, self.peers)
+
+    def _data_held_back(self) -> bool:
+        """Before arbitrating: hold back (and say why) when the copy may lack commits."""
+        blocked = self._data_blocked()
+        if blocked is None:
+            self.repl_blocked = None
+            return False
+        self._hold_back(blocked, Severity.CRITICAL)
+        return True
+
+    def _hold_back(self, why: Reason, severity: Severity) -> None:
+        if self.repl_blocked is None or self.repl_blocked.rule != why.rule:
+            self._alarm(
+                AlarmKind.REPLICA_INELIGIBLE,
+                severity,
+                f"{self.name} does not take over: its copy may lack acknowledged commits "
+                f"({why.detail}); `hotstandby force-active` on it accepts the loss",
+                why,
+            )
+        self.repl_blocked = why
+
+    def _tend_replication(self, repl: Replicas) -> None:
+        v = self.group.by_name[repl.rules.resource]
+        primary_now = self.role in HOLDING_ROLES and v.state is ResState.RUNNING
+        if primary_now and not repl.primary:
+            repl.become_primary()
+        elif not primary_now and repl.primary:
+            repl.stop_primary()
+        if repl.primary and self.role is not Role.RELEASING:
+            ask, wake = repl.tend_primary(self.now, self.peers, self.seq + 1)
+            if ask is not None:
+                self._out.append(ask)
+            if wake is not None:
+                self._wake(wake)
+        if self.role is Role.STANDBY and self.group.all_stopped():
+            holder = next(
+                (p.name for p in self.peers.values() if p.confirmed and p.role is Role.ACTIVE),
+                None,
+            )
+            follow, at = repl.tend_follow(self.now, holder)
+            if follow is not None:
+                self._out.append(follow)
+            self._wake(at)
+        if self.repl_blocked is not None and self.role is not Role.STANDBY:
+            self.repl_blocked = None
+        lapse = repl.lapse_at(self.peers)
+        if lapse is not None:
+            self._ahead(lapse)  # the heartbeat must stop claiming the copy then
 
     def _best_candidate(self) -> bool:
         """Whether this node is the one that should hold the group, of those in view."""
@@ -1378,6 +1520,11 @@ class Engine:
         if self.handover_to is not None:
             return False
         rivals = [p.name for p in self.peers.values() if p.confirmed and self._peer_eligible(p)]
+        if self.repl is not None and not self._replica_word():
+            # A copy that may be promoted beats any rank.
+            ready = self.peers.values()
+            if any(p.name in rivals and p.beat is not None and p.beat.replica_ok for p in ready):
+                return False
         return all(self.cluster.rank(self.name) < self.cluster.rank(r) for r in rivals)
 
     def _handover_target(self, wanted: str | None) -> str | Reject:
@@ -1386,11 +1533,21 @@ class Engine:
             if wanted not in self.peers:
                 return Reject(f"{wanted!r} is not a peer of {self.name}")
             if all(p.name != wanted for p in ready):
-                return Reject(f"{wanted} is not reachable and ready to take over")
+                return Reject(f"{wanted} is not reachable and ready to take over{self._why_not()}")
             return wanted
         if not ready:
-            return Reject("no other node is reachable and ready to take over")
+            return Reject(f"no other node is reachable and ready to take over{self._why_not()}")
         return min(ready, key=lambda p: self.cluster.rank(p.name)).name
+
+    def _why_not(self) -> str:
+        if self.repl is None or not self.repl.primary:
+            return ""
+        what = "synchronous and caught up" if self.repl.rules.synchronous else "under max_lag"
+        return (
+            f" (a replica must be {what} to be promoted; promotable now: "
+            + (", ".join(self.repl.promotable_list()) or "none")
+            + ")"
+        )
 
     def _outranks(self, epoch_a: int, name_a: str, epoch_b: int, name_b: str) -> bool:
         """Whether history a wins over b: the higher epoch, then the preferred node."""

@@ -90,6 +90,8 @@ class AlarmKind(StrEnum):
     ARBITER = "arbiter"
     CONFIG_MISMATCH = "config_mismatch"
     REPLICA_INELIGIBLE = "replica_ineligible"  # a replica may no longer be promoted
+    REPLICA_FAILED = "replica_failed"  # a standby's copy does not follow the primary
+    DATA_DIVERGED = "data_diverged"  # a former primary's data the new one lacks, saved aside
     STATE = "state"  # a role change worth hearing of
 
 
@@ -140,9 +142,9 @@ class Heartbeat:
     # Replicated data: the sender's replica may be promoted without losing an acknowledged
     # commit (it heard so from the primary and nothing since voids it).
     replica_ok: bool = False
-    # Sent by the primary: the replicas that hold every commit it has acknowledged
-    # (synchronous, caught up), so each may be promoted without loss.
-    lossless: tuple[str, ...] = ()
+    # Sent by the primary: the replicas that may be promoted: those holding every commit it
+    # has acknowledged (synchronous, caught up), or, asynchronous, lagging under the limit.
+    promotable: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- events

@@ -10,6 +10,7 @@ optional str whose u8 prefix is 0 for None and length + 1 otherwise):
             | heard: varint count + count * (node str, seq varint)
             | handover_to ostr
             | intents: varint count + count * (id str, action u8, target ostr)
+            | promotable: varint count + count * node str
     mac     the first 16 bytes of HMAC-SHA256(secret, header + body)
 
 The cluster tag is the first 4 bytes of SHA-256 of the cluster name: it tells a
@@ -43,7 +44,8 @@ from types import MappingProxyType
 from hotstandby.core.messages import AdminAction, Heartbeat, Intent, Role
 
 MAGIC = b"HS"
-VERSION = 1
+# 2: the replica_ok flag and the promotable list (replicated data).
+VERSION = 2
 TAG_SIZE = 4
 MAC_SIZE = 16
 HEADER_SIZE = len(MAGIC) + 1 + TAG_SIZE + 2
@@ -89,7 +91,8 @@ FLAG_OFFLINE = 0x04
 FLAG_FAILED = 0x08
 FLAG_MAINTENANCE = 0x10
 FLAG_LEAVING = 0x20
-_FLAGS_KNOWN = 0x3F
+FLAG_REPLICA_OK = 0x40
+_FLAGS_KNOWN = 0x7F
 
 
 class WireError(Exception):
@@ -201,6 +204,7 @@ def _flags(beat: Heartbeat) -> int:
         | (FLAG_FAILED if beat.failed else 0)
         | (FLAG_MAINTENANCE if beat.maintenance else 0)
         | (FLAG_LEAVING if beat.leaving else 0)
+        | (FLAG_REPLICA_OK if beat.replica_ok else 0)
     )
 
 
@@ -225,6 +229,8 @@ def _body(beat: Heartbeat) -> bytes:
             bytes([ACTION_CODES[intent.action]]),
             _ostr(intent.target, "intent target"),
         ]
+    parts.append(_varint(len(beat.promotable), "promotable count"))
+    parts += [_str(node, "promotable node") for node in beat.promotable]
     return b"".join(parts)
 
 
@@ -301,11 +307,11 @@ class Reader:
         if self.pos != len(self.data):
             raise MalformedError("bytes after the body")
 
-    def count(self) -> int:
-        """A varint count of entries of at least 2 bytes each that the body can hold."""
+    def count(self, entry_size: int = 2) -> int:
+        """A varint count of entries of at least `entry_size` bytes that the body can hold."""
         n = self.varint()
-        # Every entry takes at least 2 bytes: refuse impossible counts before looping.
-        if n * 2 > len(self.data) - self.pos:
+        # Refuse impossible counts before looping.
+        if n * entry_size > len(self.data) - self.pos:
             raise MalformedError("count larger than the body")
         return n
 
@@ -335,6 +341,7 @@ def _parse(body: bytes) -> Heartbeat:
         if action is None:
             raise MalformedError("unknown intent action code")
         intents.append(Intent(intent_id, action, r.ostr()))
+    promotable = tuple(r.string() for _ in range(r.count(entry_size=1)))
     r.end()
     return Heartbeat(
         sender=sender,
@@ -352,6 +359,8 @@ def _parse(body: bytes) -> Heartbeat:
         handover_to=handover_to,
         intents=tuple(intents),
         digest=digest,
+        replica_ok=bool(flags & FLAG_REPLICA_OK),
+        promotable=promotable,
     )
 
 

@@ -1,0 +1,81 @@
+"""The [replication] table: the rules for a resource whose data each node keeps a copy of.
+
+```toml
+[replication]
+resource = "pg"               # a postgres resource with mode = "replicated"
+synchronous = true            # a commit is acknowledged once the replicas have it (default)
+on_replica_lost = "degrade"   # or "wait": commits block while a replica is gone
+degrade_after = "5s"          # degrade: how long commits wait for a lost replica
+max_lag = 16777216            # asynchronous: bytes behind at which a replica may be promoted
+follow_interval = "2s"        # how often a standby checks its copy follows the primary
+```
+No [replication] table: no replicated data (shared-disk clusters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hotstandby.config.errors import Violation
+from hotstandby.config.reader import Table
+from hotstandby.core.cluster import Cluster, OnReplicaLost, Replication, ResourceKind
+
+_KEYS = (
+    "resource",
+    "synchronous",
+    "on_replica_lost",
+    "degrade_after",
+    "max_lag",
+    "follow_interval",
+)
+MAX_LAG = 1 << 50
+
+
+def parse_replication(table: Table | None) -> Replication | None:
+    """The validated [replication] table (None when absent)."""
+    if table is None:
+        return None
+    table.only(_KEYS)
+    defaults = Replication(resource="")
+    on_lost = defaults.on_replica_lost
+    if table.has("on_replica_lost"):
+        on_lost = table.choice("on_replica_lost", OnReplicaLost)
+    return Replication(
+        resource=table.name("resource"),
+        synchronous=table.boolean("synchronous", defaults.synchronous),
+        on_replica_lost=on_lost,
+        degrade_after=table.duration("degrade_after", defaults.degrade_after),
+        max_lag=table.integer("max_lag", defaults.max_lag, -1, MAX_LAG),
+        follow_interval=table.duration("follow_interval", defaults.follow_interval),
+    )
+
+
+def replication_rules(cluster: Cluster) -> Iterator[Violation]:
+    """What the [replication] table asks that the rest of the file does not give."""
+    rules = cluster.replication
+    if rules is None:
+        return
+    names = cluster.resource_names
+    if rules.resource not in names:
+        known = ", ".join(names) or "none"
+        yield Violation(
+            ("replication", "resource"),
+            f"the name of a [[resource]] of this file ({known})",
+            f'"{rules.resource}"',
+        )
+        return
+    resource = cluster.resources[names.index(rules.resource)]
+    if resource.kind is not ResourceKind.POSTGRES or resource.params.get("mode") != "replicated":
+        yield Violation(
+            ("replication", "resource"),
+            'a postgres resource with mode = "replicated"',
+            f'"{rules.resource}", a {resource.kind.value} resource'
+            + ("" if resource.kind is not ResourceKind.POSTGRES else " in shared-disk mode"),
+        )
+    if rules.degrade_after <= cluster.timers.dead_time:
+        yield Violation(
+            ("replication", "degrade_after"),
+            f"longer than timers.dead_time ({cluster.timers.dead_time:g}s): a replica's "
+            "word that it is synchronous must outlive the silence that starts a takeover",
+            f"{rules.degrade_after:g}s",
+        )
