@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hotstandby.agent.replication_status import explain, replication_view
 from hotstandby.agent.status import reasons, snapshot
 from hotstandby.core.messages import AdminAction
 
@@ -112,7 +113,12 @@ class ControlServer:
         if op == "status":
             return {"ok": True, "status": snapshot(agent, agent.clock())}
         if op == "why":
-            return {"ok": True, "role": agent.engine.role.value, "reasons": reasons(agent)}
+            return {
+                "ok": True,
+                "role": agent.engine.role.value,
+                "now": explain(replication_view(agent, agent.clock())),
+                "reasons": reasons(agent),
+            }
         if op == "events":
             wanted = _matcher(request, agent.node)
             chosen = [r for r in agent.history if wanted(r)]

@@ -23,6 +23,7 @@ from hotstandby.agent.ports import (
     ArbiterAdapter,
     FenceAdapter,
     HeartbeatLink,
+    ReplicatedAdapter,
     ResourceAdapter,
 )
 from hotstandby.agent.state_store import StateStore, StoredState
@@ -41,13 +42,17 @@ from hotstandby.core.messages import (
     Exit,
     FenceDone,
     FencePeer,
+    FollowDone,
+    FollowPrimary,
     Heartbeat,
     HeartbeatReceived,
     Outcome,
     Persist,
     RaiseAlarm,
     Rejected,
+    ReplicasRequired,
     Reply,
+    RequireReplicas,
     ResourceDone,
     RoleChanged,
     RunResource,
@@ -157,6 +162,8 @@ class Agent:
         # More sections of the `status` snapshot, by name (e.g. the alarm channels).
         self.status_sections: dict[str, Callable[[], Any]] = {}
         self.replies: dict[str, asyncio.Future[Reply]] = {}
+        # The newest FollowDone of this standby's replicated copy (status, health).
+        self.following: FollowDone | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = asyncio.Event()
         self.counters = AgentCounters()  # for the metrics
@@ -364,6 +371,10 @@ class Agent:
             self._spawn(self._run_resource(command))
         elif isinstance(command, FencePeer):
             self._spawn(self._fence(command))
+        elif isinstance(command, RequireReplicas):
+            self._spawn(self._require(command))
+        elif isinstance(command, FollowPrimary):
+            self._spawn(self._follow(command))
         elif isinstance(command, AskArbiter):
             self._spawn(self._ask_arbiter(command))
         elif isinstance(command, RaiseAlarm):
@@ -431,6 +442,99 @@ class Agent:
                 took=took,
             )
         self.queue.put_nowait(ResourceDone(command.resource, command.action, outcome, detail))
+        if (
+            outcome is Outcome.OK
+            and command.action in (Action.START, Action.MONITOR)
+            and isinstance(adapter, ReplicatedAdapter)
+            and adapter.last_report is not None
+        ):
+            self.queue.put_nowait(adapter.last_report)
+
+    def _replicated(self, resource: str) -> ReplicatedAdapter | None:
+        adapter = self.adapters.resources.get(resource)
+        return adapter if isinstance(adapter, ReplicatedAdapter) else None
+
+    async def _require(self, command: RequireReplicas) -> None:
+        spec = next(r for r in self.cluster.resources if r.name == command.resource)
+        adapter = self._replicated(command.resource)
+        wanted = ", ".join(command.nodes) or "no replica (asynchronous)"
+        if adapter is None:
+            answer = ReplicasRequired(
+                command.resource, command.nodes, False, detail="not replicated"
+            )
+        else:
+            try:
+                answer = await asyncio.wait_for(
+                    adapter.require(command.nodes), spec.monitor_timeout
+                )
+            except TimeoutError:
+                answer = ReplicasRequired(
+                    command.resource,
+                    command.nodes,
+                    False,
+                    detail=f"timed out after {spec.monitor_timeout:g}s",
+                )
+            except Exception as err:  # an adapter bug must not kill the loop
+                answer = ReplicasRequired(
+                    command.resource, command.nodes, False, detail=f"{type(err).__name__}: {err}"
+                )
+        # The engine matches the answer to its request by the nodes it asked for.
+        answer = replace(answer, resource=command.resource, nodes=command.nodes)
+        self._record(
+            "replication",
+            f"{command.resource}: commits wait for {wanted}: "
+            + ("in effect" if answer.ok else f"failed: {answer.detail}"),
+            command.reason.rule,
+            severity="info" if answer.ok else "warning",
+            detail=command.reason.detail,
+            resource=command.resource,
+            required=list(command.nodes),
+        )
+        self.queue.put_nowait(answer)
+
+    async def _follow(self, command: FollowPrimary) -> None:
+        adapter = self._replicated(command.resource)
+        if adapter is None:
+            done = FollowDone(command.resource, command.primary, False, "not replicated")
+        else:
+            limit = adapter.follow_timeout
+            try:
+                done = await asyncio.wait_for(adapter.follow(command.primary), limit)
+            except TimeoutError:
+                done = FollowDone(
+                    command.resource, command.primary, False, f"timed out after {limit:g}s"
+                )
+            except Exception as err:
+                done = FollowDone(
+                    command.resource, command.primary, False, f"{type(err).__name__}: {err}"
+                )
+        done = replace(done, resource=command.resource, primary=command.primary)
+        last = self.following
+        self.following = done
+        # Every few seconds while all is well: only changes go into the history.
+        if (
+            last is None
+            or (last.ok, last.streaming, last.primary)
+            != (
+                done.ok,
+                done.streaming,
+                done.primary,
+            )
+            or done.diverged
+        ):
+            state = "streaming" if done.streaming else ("ok" if done.ok else "failed")
+            self._record(
+                "replica",
+                f"{command.resource}: copy follows {done.primary or 'no primary'}: {state}"
+                + (f" ({done.detail})" if done.detail else ""),
+                command.reason.rule,
+                severity="info" if done.ok else "warning",
+                resource=command.resource,
+                primary=done.primary,
+                streaming=done.streaming,
+                diverged=done.diverged,
+            )
+        self.queue.put_nowait(done)
 
     async def _fence(self, command: FencePeer) -> None:
         if self.adapters.fence is None:

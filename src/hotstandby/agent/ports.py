@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from hotstandby.core.messages import Action, ArbiterAnswer, ArbiterRequest, Outcome
+from hotstandby.core.messages import (
+    Action,
+    ArbiterAnswer,
+    ArbiterRequest,
+    FollowDone,
+    Outcome,
+    ReplicasRequired,
+    ReplicationReport,
+)
 
 
 @dataclass
@@ -86,6 +94,31 @@ class ResourceAdapter(Protocol):
         `released` (starts only): every other node confirmed it holds nothing, so a check
         for another live holder (the floating IP's conflict probe) may be skipped.
         """
+
+
+@runtime_checkable
+class ReplicatedAdapter(Protocol):
+    """A resource whose data every node keeps a copy of (a replicated database).
+
+    The core decides; the adapter carries out RequireReplicas and FollowPrimary and reports
+    what its server sees (`last_report`, set by each successful monitor and start of a
+    primary, read by the agent right after).
+    """
+
+    last_report: ReplicationReport | None
+
+    @property
+    def follow_timeout(self) -> float:
+        """The longest one follow() may take (it may copy the whole database)."""
+
+    async def require(self, nodes: tuple[str, ...]) -> ReplicasRequired:
+        """Make every commit wait for each of `nodes`; answer once in effect."""
+
+    async def follow(self, primary: str | None) -> FollowDone:
+        """Make this node's copy a replica streaming from `primary` (None: keep it)."""
+
+    async def health(self) -> dict[str, object]:
+        """This node's server now: running, primary, replica, streaming, lag_bytes, detail."""
 
 
 class FenceAdapter(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hotstandby.agent.replication_status import replication_view
 from hotstandby.core.group import ResState
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ def snapshot(agent: Agent, now: float) -> dict[str, Any]:
             for v in engine.group.items
         ],
         "last_takeover": str(engine.last_takeover) if engine.last_takeover else None,
+        "replication": replication_view(agent, now),
         **{name: section() for name, section in agent.status_sections.items()},
     }
 

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from hotstandby.agent.control import default_socket
+from hotstandby.agent.replication_status import explain
 from hotstandby.agent.timeline import TIMELINE
 from hotstandby.agent.timeline import render as render_timeline
 from hotstandby.config import ConfigError, load
@@ -138,6 +139,8 @@ def render_status(s: dict[str, Any]) -> str:
             f"{r['name']:<16}{r['kind']:<9}{r['state']:<12}{r['node'] or '-':<10}"
             f"{r['failures']:>8}  {_monitor(r['last_monitor'])} / {r['last_result'] or '-'}"
         )
+    if s.get("replication"):
+        lines += ["", *explain(s["replication"])]
     if s["last_takeover"]:
         lines += ["", f"last takeover: {s['last_takeover']}"]
     if s.get("alarms"):
@@ -256,6 +259,8 @@ def cmd_why(args: argparse.Namespace) -> int:
     if isinstance(answer, int):
         return answer
     print(f"role: {answer['role']}")
+    for line in answer.get("now", []):
+        print(line)
     for record in answer["reasons"]:
         print(render_record(record))
     return 0

@@ -17,8 +17,8 @@ from hotstandby.config.budget import violations
 from hotstandby.config.errors import ConfigError, KeyPath, Problem, SchemaError, Violation, describe
 from hotstandby.config.http import parse_http
 from hotstandby.config.positions import line_of
-from hotstandby.config.replication import parse_replication
 from hotstandby.config.reader import Table, freeze, is_ip_address
+from hotstandby.config.replication import parse_replication
 from hotstandby.core.cluster import (
     Arbitration,
     ArbitrationMode,
