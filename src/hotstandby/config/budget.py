@@ -143,7 +143,14 @@ def violations(cluster: Cluster) -> tuple[Violation, ...]:
         *_duplicates("resource", (r.name for r in cluster.resources)),
         *_arbitration_rules(cluster),
         *_timer_rules(cluster),
-        *replication_rules(cluster),
+        *replication_rules(cluster, evidence_time(cluster)),
+    )
+
+
+def evidence_time(cluster: Cluster) -> float:
+    """The worst-case time from the active's death until a standby may start the group."""
+    return sum(
+        p.seconds for p in takeover_budget(cluster).parts if not p.label.startswith("start ")
     )
 
 

@@ -5,7 +5,7 @@
 resource = "pg"               # a postgres resource with mode = "replicated"
 synchronous = true            # a commit is acknowledged once the replicas have it (default)
 on_replica_lost = "degrade"   # or "wait": commits block while a replica is gone
-degrade_after = "5s"          # degrade: how long commits wait for a lost replica
+degrade_after = "30s"         # degrade: how long commits wait for a lost replica
 max_lag = 16777216            # asynchronous: bytes behind at which a replica may be promoted
 follow_interval = "2s"        # how often a standby checks its copy follows the primary
 ```
@@ -50,8 +50,12 @@ def parse_replication(table: Table | None) -> Replication | None:
     )
 
 
-def replication_rules(cluster: Cluster) -> Iterator[Violation]:
-    """What the [replication] table asks that the rest of the file does not give."""
+def replication_rules(cluster: Cluster, evidence: float) -> Iterator[Violation]:
+    """What the [replication] table asks that the rest of the file does not give.
+
+    `evidence`: the longest a standby takes, from the primary's death, to have the
+    evidence to take over (detection and arbitration, from the takeover budget).
+    """
     rules = cluster.replication
     if rules is None:
         return
@@ -72,10 +76,14 @@ def replication_rules(cluster: Cluster) -> Iterator[Violation]:
             f'"{rules.resource}", a {resource.kind.value} resource'
             + ("" if resource.kind is not ResourceKind.POSTGRES else " in shared-disk mode"),
         )
-    if rules.degrade_after <= cluster.timers.dead_time:
+    if rules.synchronous and rules.degrade_after <= evidence:
+        # A replica's word that it holds every commit lapses degrade_after after the
+        # primary last heard it; a takeover that gets its evidence later finds it lapsed
+        # and holds back (the primary, if alive, may have gone on without the replica).
         yield Violation(
             ("replication", "degrade_after"),
-            f"longer than timers.dead_time ({cluster.timers.dead_time:g}s): a replica's "
-            "word that it is synchronous must outlive the silence that starts a takeover",
+            f"longer than the time a takeover takes to get its evidence ({evidence:g}s: "
+            "detection and arbitration, see `hotstandby check --budget`), or the replica's "
+            "word that it is synchronous lapses before it may take over",
             f"{rules.degrade_after:g}s",
         )

@@ -179,7 +179,7 @@ class Replication:
     # How long commits wait for a silent or lagging synchronous replica before going on
     # without it (DEGRADE only), and so how long a replica's word that it is synchronous
     # stays good once it stops hearing the primary.
-    degrade_after: float = 5.0
+    degrade_after: float = 30.0
     # Asynchronous replication: the largest lag (bytes of WAL behind the primary, as the
     # primary last reported it) at which a replica may still be promoted; -1: any lag.
     max_lag: int = 16 << 20

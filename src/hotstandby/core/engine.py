@@ -73,6 +73,9 @@ class EngineOptions:
     # Drop the takeover rule's demand for evidence that the peer holds nothing:
     # the simulator must then find split brains, proving its checkers have teeth.
     weaken_takeover_rule: bool = False
+    # Promote a replica whatever the primary said of it: the replication tests must then
+    # find lost acknowledged writes.
+    ignore_replica_rule: bool = False
 
 
 class _RejectedError(Exception):
@@ -478,7 +481,7 @@ class Engine:
             # A standby held back only because its copy may lack commits: still fence or
             # arbitrate, but promote this copy, accepting the loss.
             if self.repl_blocked is None:
-                raise _RejectedError("this standby is not held back; nothing to force")
+                return False, "force-active only overrides a standby held back by its copy"
             self.accept_loss = True
             self._alarm(
                 AlarmKind.REPLICA_INELIGIBLE,
@@ -1459,6 +1462,8 @@ class Engine:
         """Why this node must not take over alone with its copy, or None."""
         if self.repl is None or self.accept_loss or self.group.known_held():
             return None  # found running here: the primary is this node already
+        if self.options.ignore_replica_rule:
+            return None
         return self.repl.believes(self.now, self.peers)
 
     def _data_held_back(self) -> bool:

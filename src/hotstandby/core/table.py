@@ -130,6 +130,8 @@ ADMIN.update(
         (Role.MAINTENANCE, _A.MAINTENANCE_OFF): "admin_maintenance_off",
         (Role.STARTING, _A.FORCE_ACTIVE): "admin_force_active",
         (Role.ARBITRATING, _A.FORCE_ACTIVE): "admin_force_active",
+        # A standby held back because its copy may lack commits: promote it anyway.
+        (Role.STANDBY, _A.FORCE_ACTIVE): "admin_force_active",
         (Role.FENCED, _A.STANDBY): Reject(_GONE),
         (Role.FENCED, _A.ONLINE): Reject(_GONE),
     }
