@@ -40,7 +40,7 @@ def test_a_settled_pair_streams_synchronously_and_beta_is_promotable() -> None:
     assert w.db.required == {"beta"}
     assert w.engine("alpha").repl is not None
     assert w.engine("alpha").repl.promotable_list() == ("beta",)  # type: ignore[union-attr]
-    assert w.engine("beta")._replica_word()
+    assert w.engine("beta").replica_word()
     assert len(w.db.acked) > 20 and w.db.copies["beta"][: len(w.db.acked)] == w.db.acked
     follows = [c.primary for _, c in of(w, "beta", FollowPrimary)]
     assert follows and follows[-1] == "alpha"
@@ -91,7 +91,7 @@ def test_a_cut_replication_link_degrades_after_the_limit_and_the_replica_stands_
     degraded = [t for t, c in of(w, "alpha", RequireReplicas) if c.nodes == ()]
     assert degraded and degraded[-1] - cut_at >= 4.0
     # beta heard it and says so; it would not take over now.
-    assert not w.engine("beta")._replica_word()
+    assert not w.engine("beta").replica_word()
     assert w.engine("alpha").repl.promotable_list() == ()  # type: ignore[union-attr]
     w.power_off("alpha")
     w.run_for(15)
@@ -133,7 +133,7 @@ def test_wait_mode_blocks_commits_and_keeps_the_replica_promotable() -> None:
     stalled = len(w.db.acked)
     w.run_for(20.0)
     assert len(w.db.acked) <= stalled + 1 and w.db.required == {"beta"}
-    assert w.engine("beta")._replica_word()
+    assert w.engine("beta").replica_word()
     w.power_off("alpha")
     w.run_for(10)
     assert w.role("beta") is Role.ACTIVE and not w.db.lost

@@ -5,6 +5,7 @@
 listen = { alpha = "192.0.2.11:8080", beta = "192.0.2.12:8080" }  # or one "addr:port" for all
 token_file = "/etc/hotstandby/http-token"  # root-only; without it the interface is read-only
 metrics = true                                 # serve /metrics (Prometheus)
+health = true     # /health/primary, /health/replica for load balancers ([replication] only)
 ```
 No [http] table: no HTTP interface at all (the default).
 """
@@ -18,7 +19,7 @@ from hotstandby.config.errors import SchemaError, describe
 from hotstandby.config.reader import Table, is_ip_address
 from hotstandby.core.cluster import Http, frozen_map
 
-_KEYS = ("listen", "token_file", "metrics")
+_KEYS = ("listen", "token_file", "metrics", "health")
 LISTEN_EXPECTED = (
     'an "address:port" to listen on (an IP address, IPv6 in brackets: "[2001:db8::1]:8080")'
 )
@@ -74,4 +75,5 @@ def parse_http(table: Table | None, nodes: Sequence[Any]) -> Http | None:
         listen=frozen_map(listen),
         token_file=token_file,
         metrics=table.boolean("metrics", True),
+        health=table.boolean("health", False),
     )

@@ -58,6 +58,12 @@ def replication_rules(cluster: Cluster, evidence: float) -> Iterator[Violation]:
     """
     rules = cluster.replication
     if rules is None:
+        if cluster.http is not None and cluster.http.health:
+            yield Violation(
+                ("http", "health"),
+                "false: the health endpoints report on replicated data (a [replication] table)",
+                "true",
+            )
         return
     names = cluster.resource_names
     if rules.resource not in names:

@@ -153,6 +153,9 @@ class Http:
     # one the interface is read-only.
     token_file: str | None = None
     metrics: bool = True  # serve /metrics (Prometheus)
+    # Serve /health/primary, /health/replica, /health/promotable for load balancers
+    # (replicated data only).
+    health: bool = False
 
 
 class OnReplicaLost(StrEnum):

@@ -1411,7 +1411,7 @@ class Engine:
             handover_to=self.handover_to,
             intents=tuple(i for i, _ in self.intents),
             digest=self.cluster.digest[:16],
-            replica_ok=self._replica_word() if self.repl is not None else False,
+            replica_ok=self.replica_word() if self.repl is not None else False,
             promotable=self.repl.promotable_list() if self.repl is not None else (),
         )
 
@@ -1445,9 +1445,9 @@ class Engine:
         if repl.primary:
             return p.name in repl.promotable_list()  # our own word on it
         # Among nodes of which none may be promoted (a cluster's first start), rank decides.
-        return beat.replica_ok or not self._replica_word()
+        return beat.replica_ok or not self.replica_word()
 
-    def _replica_word(self) -> bool:
+    def replica_word(self) -> bool:
         """What this node's heartbeat says of its own copy (Heartbeat.replica_ok)."""
         repl = self.repl
         if repl is None or repl.primary:
@@ -1525,7 +1525,7 @@ class Engine:
         if self.handover_to is not None:
             return False
         rivals = [p.name for p in self.peers.values() if p.confirmed and self._peer_eligible(p)]
-        if self.repl is not None and not self._replica_word():
+        if self.repl is not None and not self.replica_word():
             # A copy that may be promoted beats any rank.
             ready = self.peers.values()
             if any(p.name in rivals and p.beat is not None and p.beat.replica_ok for p in ready):

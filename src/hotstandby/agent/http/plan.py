@@ -25,6 +25,7 @@ class HttpPlan:
     port: int
     token: bytes | None
     metrics: bool
+    health: bool = False
 
 
 def plan_http(cluster: Cluster, node: str) -> HttpPlan | None:
@@ -36,7 +37,7 @@ def plan_http(cluster: Cluster, node: str) -> HttpPlan | None:
     if where is None:  # the loader accepted it, so this is a bug, not bad input
         raise ValueError(f"http.listen.{node}: not an address:port")
     token = load_token(http.token_file) if http.token_file else None
-    return HttpPlan(where[0], where[1], token, http.metrics)
+    return HttpPlan(where[0], where[1], token, http.metrics, http.health)
 
 
 async def start_http(agent: Agent) -> HttpServer | None:
@@ -56,7 +57,12 @@ async def start_http(agent: Agent) -> HttpServer | None:
     # Imported only now: an agent without [http] never loads the web stack.
     from hotstandby.agent.http.server import HttpServer  # noqa: PLC0415
 
-    server = HttpServer(agent, plan.host, plan.port, plan.token, metrics=plan.metrics)
+    extra = []
+    if plan.health:
+        from hotstandby.agent.http.health import add_health_routes  # noqa: PLC0415
+
+        extra.append(add_health_routes)
+    server = HttpServer(agent, plan.host, plan.port, plan.token, metrics=plan.metrics, extra=extra)
     try:
         await server.start()
     except OSError as err:
