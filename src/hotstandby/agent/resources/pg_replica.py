@@ -461,16 +461,21 @@ class ReplicatedPostgres(PostgresResource):
     async def _rewind_and_start(self, primary: str) -> FollowDone:
         p, r = self.params, self.repl
         remaining = self._remaining
-        state = await pg_rewind.cluster_state(p.bindir, p.pgdata, p.user)
-        replica = os.path.exists(os.path.join(p.pgdata, "standby.signal"))
-        if state not in pg_rewind.CLEAN_STATES:
-            if replica:
-                # A replica's crash recovery runs as it starts in standby mode; single-user
-                # mode refuses standby mode. Should it have diverged, its log says so later.
-                return await self._start_replica(primary, [f"cluster state: {state}"])
-            began = time.monotonic()
-            await pg_rewind.finish_recovery(p.bindir, p.pgdata, p.user, remaining())
-            self._step(f"follow: crash recovery (single-user): {time.monotonic() - began:.2f}s")
+        try:
+            state = await pg_rewind.cluster_state(p.bindir, p.pgdata)
+            replica = os.path.exists(os.path.join(p.pgdata, "standby.signal"))
+            if state not in pg_rewind.CLEAN_STATES:
+                if replica:
+                    # A replica's crash recovery runs as it starts in standby mode (single-
+                    # user mode refuses standby mode); had it diverged, its log says so.
+                    return await self._start_replica(primary, [f"cluster state: {state}"])
+                began = time.monotonic()
+                await pg_rewind.finish_recovery(p.bindir, p.pgdata, p.user, remaining())
+                took = time.monotonic() - began
+                self._step(f"follow: crash recovery (single-user): {took:.2f}s")
+        except DataError as err:
+            # What cannot be read cannot be rewound: a fresh copy, this one kept.
+            return await self._rebuild(primary, str(err), diverged=True)
         source = r.conninfo(primary, dbname=p.database)
         try:
             check = await pg_rewind.rewind(

@@ -16,6 +16,7 @@ import os
 import pwd
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -100,14 +101,21 @@ async def _run(
         raise DataError(f"cannot run {argv[0]}: {err}") from None
 
 
-async def cluster_state(bindir: str, pgdata: str, user: str) -> str:
+async def cluster_state(bindir: str, pgdata: str) -> str:
     """The cluster state pg_control records ("shut down", "in production", ...)."""
-    done = await _run(
-        [os.path.join(bindir, "pg_controldata"), "-D", pgdata], user, CONTROLDATA_TIMEOUT
-    )
-    match = CLUSTER_STATE.search(done.output)
+    argv = [os.path.join(bindir, "pg_controldata"), "-D", pgdata]
+    try:
+        # Quick and read-only: its whole output is needed, not a tail.
+        done = await asyncio.to_thread(
+            subprocess.run, argv, capture_output=True, text=True, check=False,
+            timeout=CONTROLDATA_TIMEOUT, env=child_env({}),
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise DataError(f"pg_controldata {pgdata}: {err}") from None
+    match = CLUSTER_STATE.search(done.stdout)
     if done.returncode != 0 or match is None:
-        raise DataError(f"pg_controldata {pgdata}: {done.describe()}")
+        text = (done.stderr or done.stdout).strip()[-300:]
+        raise DataError(f"pg_controldata {pgdata}: exit status {done.returncode}: {text}")
     return match.group(1).strip()
 
 
