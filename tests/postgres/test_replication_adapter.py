@@ -311,3 +311,60 @@ def cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_start_cuts_a_follow_short(pair: Pair) -> None:
+    async def scenario() -> None:
+        alpha, beta = pair.adapter("alpha"), pair.adapter("beta")
+        assert (await alpha.run(Action.START)).outcome is Outcome.OK
+        with connect(pair.port("alpha")) as conn:
+            conn.execute("CREATE TABLE big AS SELECT generate_series(1, 300000) AS id")
+        following = asyncio.create_task(beta.follow("alpha"))
+        new = Path(pair.base / "beta" / ".data.hotstandby-new")
+        end = time.monotonic() + 10
+        while not (new.exists() and any(new.iterdir())) and time.monotonic() < end:
+            await asyncio.sleep(0.005)
+        began = time.monotonic()
+        start = await beta.run(Action.START)
+        took = time.monotonic() - began
+        assert start.outcome is Outcome.FAILED and "no cluster in" in start.detail, start
+        assert took < 5.0
+        done = await following
+        assert not done.ok and "cut short" in done.detail, done
+        assert not new.exists()
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_whose_wal_is_gone_gets_a_fresh_copy(pair: Pair) -> None:
+    async def scenario() -> None:
+        # No slot and no WAL kept beyond need: the primary may drop what beta still needs.
+        lean = {**SETTINGS, "wal_keep_size": "0", "min_wal_size": "32MB"}
+        alpha = pair.adapter("alpha", replication_slots=False, settings=lean)
+        beta = pair.adapter("beta", replication_slots=False, settings=lean)
+        assert (await alpha.run(Action.START)).outcome is Outcome.OK
+        first = await beta.follow("alpha")
+        assert first.ok and first.streaming, first
+        assert (await beta.run(Action.STOP)).outcome is Outcome.OK
+        with connect(pair.port("alpha")) as conn:
+            conn.execute("CREATE TABLE t (id int)")
+            for value in range(4):
+                conn.execute("INSERT INTO t VALUES (%s)", (value,))
+                conn.execute("SELECT pg_switch_wal()")
+                conn.execute("CHECKPOINT")
+        # Restarted as it was, the replica asks for WAL the primary no longer has.
+        started = await beta.follow("alpha")
+        assert started.ok and "no rewind required" in started.detail, started
+        end = time.monotonic() + 15
+        while True:
+            done = await beta.follow("alpha")
+            if "base backup:" in done.detail or time.monotonic() > end:
+                break
+            await asyncio.sleep(0.2)
+        assert done.ok and done.streaming and done.diverged == "", done
+        assert "no longer has the WAL it needs" in done.detail, done
+        kept = [p for p in (pair.base / "beta").iterdir() if ".replaced-" in p.name]
+        assert len(kept) == 1 and (kept[0] / "PG_VERSION").exists()
+        assert count(pair.port("beta")) == 4
+
+    asyncio.run(scenario())

@@ -111,14 +111,18 @@ class ReplicatedPostgres(PostgresResource):
         self.repl: ReplicationParams = params.replication
         # The primary's replication as the last START or MONITOR read it.
         self.last_report: ReplicationReport | None = None
+        # The follow() under way: a START or STOP cuts it short rather than wait for it.
+        self._following: asyncio.Task[FollowDone] | None = None
 
     async def run(self, action: Action, *, released: bool = False) -> ActionResult:
         """Carry out start (be the primary), stop, monitor or probe."""
         try:
             if action is Action.START:
+                self._cut_follow_short()
                 async with self._lock:
                     return await self._become_primary()
             if action is Action.STOP:
+                self._cut_follow_short()
                 async with self._lock:
                     return await self._stop()
             if action is Action.MONITOR:
@@ -373,8 +377,28 @@ class ReplicatedPostgres(PostgresResource):
 
     # ---- follow: be a replica of the primary
 
+    def _cut_follow_short(self) -> None:
+        # A takeover must not wait for a base backup: the core asked for more than a replica.
+        if self._following is not None and not self._following.done():
+            self._step("follow: cut short, the node is to start or stop")
+            self._following.cancel()
+
     async def follow(self, primary: str | None) -> FollowDone:
         """Make this node's server a replica streaming from `primary`, mending it if need be."""
+        inner = asyncio.create_task(self._follow_locked(primary))
+        self._following = inner
+        try:
+            return await inner
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the caller's own cancellation (its timeout); inner has cleaned up
+            return self._done(primary, False, "cut short: a start or stop came first")
+        finally:
+            if self._following is inner:
+                self._following = None
+
+    async def _follow_locked(self, primary: str | None) -> FollowDone:
         limit = self.repl.follow_timeout
         async with self._lock:
             try:
