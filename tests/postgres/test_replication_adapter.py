@@ -368,3 +368,31 @@ def test_a_replica_whose_wal_is_gone_gets_a_fresh_copy(pair: Pair) -> None:
         assert count(pair.port("beta")) == 4
 
     asyncio.run(scenario())
+
+
+def test_a_primary_found_running_is_stopped_then_rewound(pair: Pair) -> None:
+    async def scenario() -> None:
+        alpha, beta = await primary_with_replica(pair)
+        wait_for(lambda: count(pair.port("beta")) == 100, "100 rows on beta")
+        # Two primaries after a cut healed: beta promoted while alpha still ran and took one
+        # more commit, which beta never got.
+        assert (await beta.run(Action.START)).outcome is Outcome.OK
+        assert (await alpha.require(())).ok
+        with connect(pair.port("alpha")) as conn:
+            conn.execute("INSERT INTO t VALUES (7777)")
+        pair.steps.clear()
+        done = await alpha.follow("beta")
+        assert done.ok and done.streaming and done.diverged, done
+        messages = [m for _, m in pair.steps]
+        assert messages[0] == "follow: the primary runs here: stopping it", messages
+        assert any(m.startswith("stop -m fast: stopped") for m in messages), messages
+        assert not any("single-user" in m for m in messages), messages  # a clean stop
+        wait_for(lambda: count(pair.port("alpha")) == 100, "beta's rows on alpha")
+        assert (await alpha.run(Action.PROBE)).outcome is Outcome.STOPPED
+        # Told that it is the primary itself, a node leaves its running primary alone.
+        same = await beta.follow("beta")
+        assert same.ok and same.detail == "this node's server is a primary", same
+        unknown = await alpha.follow(None)
+        assert not unknown.ok and unknown.streaming, unknown
+
+    asyncio.run(scenario())

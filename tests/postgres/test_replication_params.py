@@ -16,6 +16,7 @@ from hotstandby.agent.resources.pg_replication import (
     standby_names_in,
 )
 from hotstandby.agent.resources.pg_rewind import parse_rewind
+from hotstandby.agent.resources.postgres import host_risks as postgres_host_risks
 from hotstandby.agent.resources.postgres import parse_params
 from hotstandby.cli import main
 from hotstandby.config import load_text
@@ -185,3 +186,17 @@ def test_rewind_output_read() -> None:
         "pg_rewind: no rewind required"
     )
     assert not same.needed and same.diverged_at == ""
+
+
+def test_check_warns_of_missing_replication_programs(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("postgres", "pg_ctl"):
+        (bindir / name).write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 15.8'\n")
+        (bindir / name).chmod(0o755)
+    found = postgres_host_risks(resource(bindir=str(bindir), user="root-free-user"), "alpha")
+    texts = [m for k, m in found if k == "bindir"]
+    assert [t.split()[0] for t in texts] == [
+        str(bindir / "pg_rewind"),
+        str(bindir / "pg_basebackup"),
+    ]
