@@ -441,12 +441,15 @@ class ReplicatedPostgres(PostgresResource):
             if state.recovery and _same_upstream(conninfo_values(state.conninfo), want):
                 if state.receiver == "streaming":
                     return self._done(primary, True, f"streaming from {primary}", True)
-                trouble = self._replica_trouble()
+                log = self._recent_log()
+                trouble = next((m for m in (*WAL_GONE, *OFF_HISTORY) if m in log), None)
                 if trouble is None:
+                    errors = [line for line in log.splitlines() if "FATAL:" in line]
+                    last = f"; the log's last error: {errors[-1].strip()[-300:]}" if errors else ""
                     return self._done(
                         primary, True,
                         f"a replica of {primary}, not streaming (receiver: "
-                        f"{state.receiver or 'none'})",
+                        f"{state.receiver or 'none'}){last}",
                     )  # fmt: skip
                 await self._stop_for_follow(f"the replica cannot go on ({trouble})")
                 if trouble in WAL_GONE:
@@ -468,19 +471,15 @@ class ReplicatedPostgres(PostgresResource):
         if stopped.outcome is not Outcome.OK:
             raise DataError(f"cannot stop the server: {stopped.detail}")
 
-    def _replica_trouble(self) -> str | None:
-        """What the log says keeps a replica that does not stream from going on, if anything."""
+    def _recent_log(self) -> str:
+        """The server log's end, since this agent started the server."""
         try:
             with open(self.params.server_log, "rb") as log:
                 end = log.seek(0, os.SEEK_END)
                 log.seek(max(self._log_start, end - LOG_LOOK))
-                text = log.read().decode(errors="replace")
+                return log.read().decode(errors="replace")
         except OSError:
-            return None
-        for mark in (*WAL_GONE, *OFF_HISTORY):
-            if mark in text:
-                return mark
-        return None
+            return ""
 
     async def _rewind_and_start(self, primary: str) -> FollowDone:
         p, r = self.params, self.repl
