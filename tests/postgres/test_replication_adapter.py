@@ -396,3 +396,36 @@ def test_a_primary_found_running_is_stopped_then_rewound(pair: Pair) -> None:
         assert not unknown.ok and unknown.streaming, unknown
 
     asyncio.run(scenario())
+
+
+def test_a_replica_of_the_old_primary_follows_the_new_one(template: Path) -> None:
+    trio = make_pair(template, ("alpha", "beta", "gamma"))
+    try:
+
+        async def scenario() -> None:
+            alpha, beta, gamma = (trio.adapter(n) for n in trio.nodes)
+            assert (await alpha.run(Action.START)).outcome is Outcome.OK
+            with connect(trio.port("alpha")) as conn:
+                conn.execute("CREATE TABLE t (id int)")
+            for node in (beta, gamma):
+                done = await node.follow("alpha")
+                assert done.ok and done.streaming, done
+            stopped = await alpha.run(Action.STOP)
+            assert stopped.outcome is Outcome.OK
+            promoted = await beta.run(Action.START)
+            assert promoted.outcome is Outcome.OK, promoted
+            assert "slots: made hotstandby_alpha, hotstandby_gamma" in promoted.detail, promoted
+            with connect(trio.port("beta")) as conn:
+                conn.execute("INSERT INTO t VALUES (1)")
+            trio.steps.clear()
+            moved = await gamma.follow("beta")
+            assert moved.ok and moved.streaming and moved.diverged == "", moved
+            messages = [m for _, m in trio.steps]
+            assert messages[0].startswith("follow: a replica of 127.0.0.1 runs here"), messages
+            assert not any("pg_rewind" in m or "base backup" in m for m in messages), messages
+            wait_for(lambda: count(trio.port("gamma")) == 1, "beta's row on gamma")
+            assert (await gamma.follow("beta")).detail == "streaming from beta"
+
+        asyncio.run(scenario())
+    finally:
+        remove_pair(trio)
