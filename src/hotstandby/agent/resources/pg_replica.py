@@ -549,7 +549,7 @@ class ReplicatedPostgres(PostgresResource):
     async def _start_replica(
         self, primary: str, steps: list[str], diverged: str = ""
     ) -> FollowDone:
-        started = await self._launch(self._server_args(primary))
+        started = await self._launch(self._server_args(primary), replica=True)
         if started.outcome is not Outcome.OK:
             return self._done(primary, False, "; ".join([*steps, started.detail]), False, diverged)
         deadline = time.monotonic() + STREAM_WAIT

@@ -505,7 +505,7 @@ class PostgresResource:
             )
         return await self._launch([])
 
-    async def _launch(self, extra: list[str]) -> ActionResult:
+    async def _launch(self, extra: list[str], *, replica: bool = False) -> ActionResult:
         """Start the server with `extra` arguments and wait until it answers."""
         p = self.params
         self._prepare_socket_dir()
@@ -544,7 +544,9 @@ class PostgresResource:
             return failure
         ready = time.monotonic() - began
         crashed, redo = recovery_in(self._log_since(log_start, limit=1 << 20))
-        if not crashed:
+        # A replica made from a base backup or a rewind always says "interrupted": its
+        # recovery is streaming's start, not a crash's.
+        if not crashed or replica:
             self.last_recovery = None
             return ActionResult(Outcome.OK, f"started (pid {proc.pid}), ready after {ready:.2f}s")
         self.last_recovery = (redo, ready)
