@@ -109,6 +109,8 @@ def test_per_node_values_and_every_key() -> None:
         ({"replication_passfile": "pgpass"}, "alpha", "replication_passfile", "absolute"),
         ({"diverged_dir": "kept"}, "alpha", "diverged_dir", "absolute"),
         ({"mode": "shared-disk"}, "alpha", "replication_address", "replicated\" only"),
+        ({"settings": {"synchronous_standby_names": "*"}}, "alpha", "settings",
+         "set by hotstandby in replicated mode"),
     ],
 )  # fmt: skip
 def test_bad_values_name_the_key(params: dict[str, Any], node: str, key: str, text: str) -> None:

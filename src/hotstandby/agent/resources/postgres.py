@@ -70,6 +70,7 @@ Replicated mode (mode = "replicated"): every parameter above applies, and
   with `-c primary_conninfo='host=ADDR port=PORT user=USER application_name=NODE [passfile=]'`
   and `-c primary_slot_name=...`; postgresql.conf is never edited. synchronous_standby_names
   is set only by `require` (ALTER SYSTEM): set on the command line, it would override that.
+  `settings` may not set any of these four.
 
 What `hotstandby check --node NAME` looks at on this machine (warnings): `bindir` holds
 executable `postgres` and `pg_ctl` (replicated mode: `pg_rewind` and `pg_basebackup` too),
