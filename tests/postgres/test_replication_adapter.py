@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from hotstandby.agent.ports import ReplicatedAdapter
 from hotstandby.agent.resources.pg_replica import ReplicatedPostgres
 from hotstandby.agent.resources.postgres import PostgresResource, find_postmaster, parse_params
 from hotstandby.core.cluster import Resource, ResourceKind, frozen_map
@@ -202,6 +203,7 @@ def test_a_former_primary_is_rewound_and_what_diverged_is_kept(pair: Pair) -> No
         done = await alpha.follow("beta")
         took = time.monotonic() - began
         assert done.ok and done.streaming, done
+        assert isinstance(alpha, ReplicatedAdapter)  # what the agent drives
         assert "diverged at WAL location" in done.detail and "on timeline 1" in done.detail
         assert done.diverged and Path(done.diverged).is_dir(), done
         assert Path(done.diverged).name.startswith("data.diverged-")

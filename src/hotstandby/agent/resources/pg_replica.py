@@ -501,6 +501,7 @@ class ReplicatedPostgres(PostgresResource):
             return await self._rebuild(primary, str(err), diverged=True)
         source = r.conninfo(primary, dbname=p.database)
         try:
+            await self._checkpoint(source)
             check = await pg_rewind.rewind(
                 p.bindir, p.pgdata, p.user, source, remaining(), dry_run=True
             )
@@ -565,6 +566,38 @@ class ReplicatedPostgres(PostgresResource):
         )
         self._step(f"follow: {text}")
         return self._done(primary, True, "; ".join([*steps, text]), streaming, diverged)
+
+    async def _checkpoint(self, source: str) -> None:
+        """CHECKPOINT on the primary, so that pg_rewind sees its new timeline.
+
+        A promoted server writes its timeline into its control file only at its next
+        checkpoint, which PostgreSQL 15 requests but does not wait for; pg_rewind reads the
+        timeline from there and, until then, finds "no rewind required" for a former primary
+        whose WAL did diverge (PostgreSQL's documentation of pg_rewind asks for this
+        checkpoint). Done here rather than after the promotion, so a takeover never waits
+        for it.
+        """
+        p = self.params
+        limit = p.connect_timeout + p.query_timeout
+        try:
+            async with asyncio.timeout(limit):
+                conn = await psycopg.AsyncConnection.connect(
+                    source, connect_timeout=max(2, math.ceil(p.connect_timeout)), autocommit=True
+                )
+                try:
+                    await conn.execute("CHECKPOINT")
+                finally:
+                    with contextlib.suppress(Exception):
+                        conn.pgconn.finish()
+        except TimeoutError:
+            raise DataError(f"CHECKPOINT on the primary: no answer within {limit:g}s") from None
+        except psycopg.Error as err:
+            raise DataError(f"CHECKPOINT on the primary: {_first_line(err)}") from None
+
+    @property
+    def follow_timeout(self) -> float:
+        """The bound the agent puts on one follow()."""
+        return self.repl.follow_timeout
 
     def _remaining(self) -> float:
         # Each program's own bound; follow()'s timeout around them all cuts them sooner.
