@@ -69,7 +69,7 @@ def test_every_key_read() -> None:
 @pytest.mark.parametrize(
     ("params", "key", "text"),
     [
-        ({"mode": "replicated"}, "mode", "not supported yet"),
+        ({"mode": "replicated"}, "replication_address", "is required"),
         ({"mode": "mirror"}, "mode", "expected"),
         ({"pgdata": "relative"}, "pgdata", "absolute"),
         ({"pgdata": "/srv/pg/"}, "pgdata", "trailing slash"),

@@ -123,8 +123,9 @@ def _alias_risks(resource: Resource, node: str) -> list[tuple[str | None, str]]:
 
 def _postgres_kind(cluster: Cluster | None) -> Kind:
     # Bound to the cluster: check looks for the volume that must hold the data directory.
+    nodes = cluster.node_names if cluster is not None else None
     return Kind(
-        parse=postgres.parse_params,
+        parse=lambda resource, node: postgres.parse_params(resource, node, nodes),
         build=postgres.build,
         host_risks=lambda resource, node: postgres.host_risks(resource, node, cluster),
     )

@@ -8,7 +8,7 @@ the line that holds it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hotstandby.config.durations import DurationError, parse_duration
@@ -59,6 +59,8 @@ class ParamReader:
         self.resource = resource
         self.raw = raw
         self.noun = noun
+        # Keys whose value was read from a per-node table: errors name "key.node".
+        self._at: dict[str, str] = {}
         unknown = sorted(set(raw) - keys)
         if unknown:
             raise ParamError(
@@ -71,6 +73,7 @@ class ParamReader:
 
     def error(self, key: str, expected: str, found: object) -> ParamError:
         """The error for `key`, whose value `found` is not what was `expected`."""
+        key = self._at.get(key, key)
         top = key.split(".", 1)[0].split("[", 1)[0]
         return ParamError(
             self.resource,
@@ -184,3 +187,15 @@ class ParamReader:
                 raise ParamError(self.resource, key, f"no entry for node {node!r}", noun=self.noun)
             return value[node]
         return value
+
+    def for_node(self, node: str, keys: Iterable[str]) -> ParamReader:
+        """This reader with each of `keys` that is a table of node to value read as `node`'s."""
+        raw = dict(self.raw)
+        at: dict[str, str] = {}
+        for key in keys:
+            if isinstance(raw.get(key), Mapping):
+                raw[key] = self.per_node(key, node)
+                at[key] = f"{key}.{node}"
+        reader = ParamReader(self.resource, "", raw, frozenset(raw), noun=self.noun)
+        reader._at = at
+        return reader

@@ -76,10 +76,11 @@ import re
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hotstandby.agent.ports import ActionResult, StepReport, ignore_steps
+from hotstandby.agent.resources import pg_replication
 from hotstandby.agent.resources.child import (
     child_env,
     kill_group,
@@ -90,33 +91,39 @@ from hotstandby.agent.resources.child import (
     user_options,
 )
 from hotstandby.agent.resources.params import ParamError, ParamReader
+from hotstandby.agent.resources.pg_replication import ReplicationParams
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
 from hotstandby.core.messages import Action, Outcome
 
-KEYS = frozenset(
-    {
-        "mode",
-        "pgdata",
-        "bindir",
-        "port",
-        "listen_addresses",
-        "user",
-        "socket_dir",
-        "settings",
-        "log",
-        "stop_modes",
-        "smart_timeout",
-        "fast_timeout",
-        "immediate_timeout",
-        "database",
-        "dbuser",
-        "monitor_query",
-        "connect_timeout",
-        "query_timeout",
-    }
+KEYS = (
+    frozenset(
+        {
+            "mode",
+            "pgdata",
+            "bindir",
+            "port",
+            "listen_addresses",
+            "user",
+            "socket_dir",
+            "settings",
+            "log",
+            "stop_modes",
+            "smart_timeout",
+            "fast_timeout",
+            "immediate_timeout",
+            "database",
+            "dbuser",
+            "monitor_query",
+            "connect_timeout",
+            "query_timeout",
+        }
+    )
+    | pg_replication.KEYS
 )
 MODES = ("shared-disk", "replicated")
 STOP_MODES = ("smart", "fast", "immediate")
+# A switchover disconnects the clients anyway: waiting for them (smart) only delays it.
+REPLICATED_STOP_MODES = ("fast", "immediate")
 DEFAULT_STOP_LIMITS = {"smart": 3.0, "fast": 10.0, "immediate": 5.0}
 DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
 DEFAULT_SOCKET_DIR = "/var/run/postgresql"
@@ -161,23 +168,41 @@ class PostgresParams:
     monitor_query: str = "SELECT 1"
     connect_timeout: float = 2.0
     query_timeout: float = 2.0
+    replication: ReplicationParams | None = None  # mode = "replicated" only
 
     @property
     def server_log(self) -> str:
         """The file the server's output goes to."""
-        return self.log or os.path.join(self.pgdata, LOG_NAME)
+        if self.log:
+            return self.log
+        if self.replication is not None:
+            # Beside the data directory: a base backup or a rewind copies every file of the
+            # primary's data directory, a log inside it included, over this node's own.
+            parent, base = os.path.split(self.pgdata)
+            return os.path.join(parent, f"{base}-{LOG_NAME}")
+        return os.path.join(self.pgdata, LOG_NAME)
 
 
-def parse_params(resource: Resource, node: str) -> PostgresParams:
+def parse_params(
+    resource: Resource, node: str, cluster_nodes: tuple[str, ...] | None = None
+) -> PostgresParams:
     """The validated parameters of postgres `resource` on `node` (ParamError otherwise)."""
     name = resource.name
     p = ParamReader(name, "postgres", resource.params, KEYS)
     mode = p.string("mode", "shared-disk")
     if mode not in MODES:
-        raise p.error("mode", '"shared-disk" (or, later, "replicated")', mode)
+        raise p.error("mode", '"shared-disk" or "replicated"', mode)
+    replication: ReplicationParams | None = None
     if mode == "replicated":
-        raise ParamError(name, "mode", '"replicated" is not supported yet (only "shared-disk" is)')
-    modes = p.string_list("stop_modes") or STOP_MODES
+        if cluster_nodes is not None:
+            pg_replication.check_node_tables(name, resource.params, cluster_nodes)
+        raw_port = resource.params.get("port")
+        p = p.for_node(node, pg_replication.PER_NODE_KEYS)
+        replication = pg_replication.parse_replication(p, node, raw_port, cluster_nodes)
+    else:
+        for key in sorted(pg_replication.KEYS & set(resource.params)):
+            raise ParamError(name, key, 'is for mode = "replicated" only', goes_on=True)
+    modes = p.string_list("stop_modes") or (REPLICATED_STOP_MODES if replication else STOP_MODES)
     if (
         any(m not in STOP_MODES for m in modes)
         or list(modes) != sorted(set(modes), key=STOP_MODES.index)
@@ -212,7 +237,11 @@ def parse_params(resource: Resource, node: str) -> PostgresParams:
         monitor_query=p.string("monitor_query", "SELECT 1"),
         connect_timeout=p.seconds("connect_timeout", 2.0, MAX_LIMIT),
         query_timeout=p.seconds("query_timeout", 2.0, MAX_LIMIT),
+        replication=replication,
     )
+    if replication is not None and not replication.diverged_dir:
+        diverged = pg_replication.default_diverged_dir(params.pgdata)
+        params = replace(params, replication=replace(replication, diverged_dir=diverged))
     if params.user == "root":
         raise p.error("user", "a user other than root (PostgreSQL refuses to run as root)", "root")
     stop_total = sum(limits[m] for m in params.stop_modes)
@@ -254,7 +283,10 @@ def host_risks(
     except ParamError:
         return []  # reported as an error by validate already
     found: list[tuple[str | None, str]] = []
-    for program in ("postgres", "pg_ctl"):
+    programs = ["postgres", "pg_ctl"]
+    if params.replication is not None:
+        programs += ["pg_rewind", "pg_basebackup"]
+    for program in programs:
         path = os.path.join(params.bindir, program)
         if not os.access(path, os.X_OK):
             found.append(("bindir", f"{path} is not an executable program on this machine"))
@@ -370,6 +402,8 @@ class PostgresResource:
         self._lock = asyncio.Lock()
         # The last start's crash recovery: (redo seconds or None, seconds until ready).
         self.last_recovery: tuple[float | None, float] | None = None
+        # Where the server log stood when this agent last started the server.
+        self._log_start = 0
 
     async def run(self, action: Action, *, released: bool = False) -> ActionResult:
         """Carry out start, stop, monitor or probe."""
@@ -401,6 +435,11 @@ class PostgresResource:
             return ActionResult(
                 Outcome.FAILED, f"pid {running.pid} runs for {p.pgdata} but {answer}"
             )
+        return await self._launch([])
+
+    async def _launch(self, extra: list[str]) -> ActionResult:
+        """Start the server with `extra` arguments and wait until it answers."""
+        p = self.params
         self._prepare_socket_dir()
         argv = [
             os.path.join(p.bindir, "postgres"), "-D", p.pgdata, "-p", str(p.port),
@@ -408,6 +447,7 @@ class PostgresResource:
         ]  # fmt: skip
         for key, value in p.settings.items():
             argv += ["-c", f"{key}={value}"]
+        argv += extra
         began = time.monotonic()
         with open(p.server_log, "ab") as out:
             log_start = out.seek(0, os.SEEK_END)
@@ -426,6 +466,7 @@ class PostgresResource:
                 **user_options(p.user),
             )
         self._proc = proc
+        self._log_start = log_start
         try:
             failure = await self._await_ready(proc, log_start)
         except asyncio.CancelledError:
@@ -463,7 +504,8 @@ class PostgresResource:
                     Outcome.FAILED, f"the server exited while starting ({proc.returncode}): {tail}"
                 )
             found = find_postmaster(self.params.pgdata)
-            if found is not None and found.status == "ready":
+            # "standby": a hot standby that accepts connections.
+            if found is not None and found.status in ("ready", "standby"):
                 last = await self._query()
                 if last is None:
                     return None
@@ -579,4 +621,10 @@ def _first_line(err: BaseException) -> str:
 
 def build(resource: Resource, node: str, report: StepReport) -> PostgresResource:
     """The adapter of postgres `resource` on `node`."""
-    return PostgresResource(resource.name, parse_params(resource, node), report)
+    params = parse_params(resource, node)
+    if params.replication is not None:
+        # The replica's mechanics load only where a replicated resource is configured.
+        from hotstandby.agent.resources.pg_replica import ReplicatedPostgres  # noqa: PLC0415
+
+        return ReplicatedPostgres(resource.name, params, report)
+    return PostgresResource(resource.name, params, report)
