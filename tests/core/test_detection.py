@@ -16,7 +16,7 @@ from hotstandby.core.messages import (
 )
 from hotstandby.core.peers import LinkState
 
-from .pair import World, first_at, make_cluster, started_pair
+from .pair import World, first_at, make_cluster, of, started_pair
 
 
 def alarms(w: World, node: str, kind: AlarmKind) -> list[RaiseAlarm]:
@@ -231,3 +231,19 @@ def test_a_copy_of_a_beat_on_a_link_already_up_changes_nothing() -> None:
     view.state = LinkState.DOWN
     said = beta.step(HeartbeatReceived(links[0], beat), now + 0.01)
     assert [c.kind for c in said if isinstance(c, RaiseAlarm)] == [AlarmKind.LINK_UP]
+
+
+@pytest.mark.parametrize("mode", [ArbitrationMode.FENCE, ArbitrationMode.WITNESS])
+@pytest.mark.parametrize("gap", [0.05, 0.2, 0.4])
+def test_a_standby_agent_restarted_within_the_dead_time_is_not_fenced(
+    mode: ArbitrationMode, gap: float
+) -> None:
+    # The restarted agent's first heartbeats echo nothing yet: that is no one-way cut.
+    w = started_pair(make_cluster(mode))
+    w.nodes["beta"].engine = None  # the agent is killed; the machine runs on
+    w.run_for(gap)
+    w.boot("beta")
+    w.run_for(10)
+    assert not of(w, "alpha", FencePeer)
+    assert (w.role("alpha"), w.role("beta")) == (Role.ACTIVE, Role.STANDBY)
+    assert "peer.lost" not in w.rules("alpha")

@@ -50,6 +50,7 @@ class Pair:
     base: Path
     raw: dict[str, Any]
     steps: Steps
+    nodes: tuple[str, ...] = NODES
 
     def adapter(self, node: str, **params: Any) -> ReplicatedPostgres:
         """A new adapter for `node` (as an agent restarted would make it)."""
@@ -58,7 +59,9 @@ class Pair:
             stop_timeout=30.0, monitor_timeout=5.0,
         )  # fmt: skip
         return ReplicatedPostgres(
-            "db", parse_params(resource, node, NODES), lambda n, m: self.steps.append((n, m))
+            "db",
+            parse_params(resource, node, self.nodes),
+            lambda n, m: self.steps.append((n, m)),
         )
 
     def pgdata(self, node: str) -> str:
@@ -71,12 +74,12 @@ class Pair:
         return port
 
 
-def make_pair(template: Path) -> Pair:
-    """alpha with a copy of the template cluster, beta with nothing yet."""
+def make_pair(template: Path, nodes: tuple[str, ...] = NODES) -> Pair:
+    """alpha with a copy of the template cluster, the other nodes with nothing yet."""
     base = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
     base.chmod(0o755)
     uid, gid = template.stat().st_uid, template.stat().st_gid
-    for node in NODES:
+    for node in nodes:
         (base / node).mkdir(mode=0o755)
         (base / node / "run").mkdir(mode=0o755)
         os.chown(base / node / "run", uid, gid)
@@ -87,10 +90,10 @@ def make_pair(template: Path) -> Pair:
     os.chown(base / "alpha" / "data", uid, gid)
     raw: dict[str, Any] = {
         "mode": "replicated",
-        "pgdata": {n: str(base / n / "data") for n in NODES},
-        "socket_dir": {n: str(base / n / "run") for n in NODES},
-        "port": {n: free_port() for n in NODES},
-        "replication_address": {n: "127.0.0.1" for n in NODES},
+        "pgdata": {n: str(base / n / "data") for n in nodes},
+        "socket_dir": {n: str(base / n / "run") for n in nodes},
+        "port": {n: free_port() for n in nodes},
+        "replication_address": {n: "127.0.0.1" for n in nodes},
         "bindir": BINDIR,
         "listen_addresses": "127.0.0.1",
         "settings": SETTINGS,
@@ -98,7 +101,7 @@ def make_pair(template: Path) -> Pair:
         "query_timeout": "2s",
         "follow_timeout": "60s",
     }
-    return Pair(base, raw, [])
+    return Pair(base, raw, [], nodes)
 
 
 def kill_servers(base: Path) -> None:

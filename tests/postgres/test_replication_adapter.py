@@ -311,3 +311,121 @@ def cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_start_cuts_a_follow_short(pair: Pair) -> None:
+    async def scenario() -> None:
+        alpha, beta = pair.adapter("alpha"), pair.adapter("beta")
+        assert (await alpha.run(Action.START)).outcome is Outcome.OK
+        with connect(pair.port("alpha")) as conn:
+            conn.execute("CREATE TABLE big AS SELECT generate_series(1, 300000) AS id")
+        following = asyncio.create_task(beta.follow("alpha"))
+        new = Path(pair.base / "beta" / ".data.hotstandby-new")
+        end = time.monotonic() + 10
+        while not (new.exists() and any(new.iterdir())) and time.monotonic() < end:
+            await asyncio.sleep(0.005)
+        began = time.monotonic()
+        start = await beta.run(Action.START)
+        took = time.monotonic() - began
+        assert start.outcome is Outcome.FAILED and "no cluster in" in start.detail, start
+        assert took < 5.0
+        done = await following
+        assert not done.ok and "cut short" in done.detail, done
+        assert not new.exists()
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_whose_wal_is_gone_gets_a_fresh_copy(pair: Pair) -> None:
+    async def scenario() -> None:
+        # No slot and no WAL kept beyond need: the primary may drop what beta still needs.
+        lean = {**SETTINGS, "wal_keep_size": "0", "min_wal_size": "32MB"}
+        alpha = pair.adapter("alpha", replication_slots=False, settings=lean)
+        beta = pair.adapter("beta", replication_slots=False, settings=lean)
+        assert (await alpha.run(Action.START)).outcome is Outcome.OK
+        first = await beta.follow("alpha")
+        assert first.ok and first.streaming, first
+        assert (await beta.run(Action.STOP)).outcome is Outcome.OK
+        with connect(pair.port("alpha")) as conn:
+            conn.execute("CREATE TABLE t (id int)")
+            for value in range(4):
+                conn.execute("INSERT INTO t VALUES (%s)", (value,))
+                conn.execute("SELECT pg_switch_wal()")
+                conn.execute("CHECKPOINT")
+        # Restarted as it was, the replica asks for WAL the primary no longer has.
+        started = await beta.follow("alpha")
+        assert started.ok and "no rewind required" in started.detail, started
+        end = time.monotonic() + 15
+        while True:
+            done = await beta.follow("alpha")
+            if "base backup:" in done.detail or time.monotonic() > end:
+                break
+            await asyncio.sleep(0.2)
+        assert done.ok and done.streaming and done.diverged == "", done
+        assert "no longer has the WAL it needs" in done.detail, done
+        kept = [p for p in (pair.base / "beta").iterdir() if ".replaced-" in p.name]
+        assert len(kept) == 1 and (kept[0] / "PG_VERSION").exists()
+        assert count(pair.port("beta")) == 4
+
+    asyncio.run(scenario())
+
+
+def test_a_primary_found_running_is_stopped_then_rewound(pair: Pair) -> None:
+    async def scenario() -> None:
+        alpha, beta = await primary_with_replica(pair)
+        wait_for(lambda: count(pair.port("beta")) == 100, "100 rows on beta")
+        # Two primaries after a cut healed: beta promoted while alpha still ran and took one
+        # more commit, which beta never got.
+        assert (await beta.run(Action.START)).outcome is Outcome.OK
+        assert (await alpha.require(())).ok
+        with connect(pair.port("alpha")) as conn:
+            conn.execute("INSERT INTO t VALUES (7777)")
+        pair.steps.clear()
+        done = await alpha.follow("beta")
+        assert done.ok and done.streaming and done.diverged, done
+        messages = [m for _, m in pair.steps]
+        assert messages[0] == "follow: the primary runs here: stopping it", messages
+        assert any(m.startswith("stop -m fast: stopped") for m in messages), messages
+        assert not any("single-user" in m for m in messages), messages  # a clean stop
+        wait_for(lambda: count(pair.port("alpha")) == 100, "beta's rows on alpha")
+        assert (await alpha.run(Action.PROBE)).outcome is Outcome.STOPPED
+        # Told that it is the primary itself, a node leaves its running primary alone.
+        same = await beta.follow("beta")
+        assert same.ok and same.detail == "this node's server is a primary", same
+        unknown = await alpha.follow(None)
+        assert not unknown.ok and unknown.streaming, unknown
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_of_the_old_primary_follows_the_new_one(template: Path) -> None:
+    trio = make_pair(template, ("alpha", "beta", "gamma"))
+    try:
+
+        async def scenario() -> None:
+            alpha, beta, gamma = (trio.adapter(n) for n in trio.nodes)
+            assert (await alpha.run(Action.START)).outcome is Outcome.OK
+            with connect(trio.port("alpha")) as conn:
+                conn.execute("CREATE TABLE t (id int)")
+            for node in (beta, gamma):
+                done = await node.follow("alpha")
+                assert done.ok and done.streaming, done
+            stopped = await alpha.run(Action.STOP)
+            assert stopped.outcome is Outcome.OK
+            promoted = await beta.run(Action.START)
+            assert promoted.outcome is Outcome.OK, promoted
+            assert "slots: made hotstandby_alpha, hotstandby_gamma" in promoted.detail, promoted
+            with connect(trio.port("beta")) as conn:
+                conn.execute("INSERT INTO t VALUES (1)")
+            trio.steps.clear()
+            moved = await gamma.follow("beta")
+            assert moved.ok and moved.streaming and moved.diverged == "", moved
+            messages = [m for _, m in trio.steps]
+            assert messages[0].startswith("follow: a replica of 127.0.0.1 runs here"), messages
+            assert not any("pg_rewind" in m or "base backup" in m for m in messages), messages
+            wait_for(lambda: count(trio.port("gamma")) == 1, "beta's row on gamma")
+            assert (await gamma.follow("beta")).detail == "streaming from beta"
+
+        asyncio.run(scenario())
+    finally:
+        remove_pair(trio)

@@ -96,9 +96,11 @@ def accept(peer: PeerView, link: str, beat: Heartbeat, now: float) -> bool:
     peer.last_heard = now
     if peer.beat is not None and beat.boot < peer.beat.boot:
         return False  # a late copy from a boot the peer has since left behind
-    if peer.beat is not None and beat.boot > peer.beat.boot:
-        peer.acked_sent_at = None  # its echoes of us start afresh
-    elif peer.beat is not None and beat.seq <= peer.beat.seq:
+    # A newer boot is always newer. Its first heartbeats echo nothing yet, so `acked_sent_at`
+    # is kept: the previous boot's echo still proves, until it is a dead time old, that
+    # heartbeats cross both ways; forgetting it would take a quick restart of the peer's
+    # agent for a one-way cut (and fence it).
+    if peer.beat is not None and beat.boot == peer.beat.boot and beat.seq <= peer.beat.seq:
         return False
     peer.beat = beat
     return True

@@ -14,6 +14,7 @@ from hotstandby.core.messages import (
     AdminRequest,
     ArbiterAnswer,
     Boot,
+    Event,
     FenceDone,
     FollowDone,
     HeartbeatReceived,
@@ -32,18 +33,7 @@ class Reject:
     why: str
 
 
-EventType = type[
-    Boot
-    | Tick
-    | HeartbeatReceived
-    | ResourceDone
-    | FenceDone
-    | ArbiterAnswer
-    | AdminRequest
-    | ReplicationReport
-    | ReplicasRequired
-    | FollowDone
-]
+EventType = type[Event]
 
 EVENT_TYPES: tuple[EventType, ...] = (
     Boot,

@@ -111,14 +111,18 @@ class ReplicatedPostgres(PostgresResource):
         self.repl: ReplicationParams = params.replication
         # The primary's replication as the last START or MONITOR read it.
         self.last_report: ReplicationReport | None = None
+        # The follow() under way: a START or STOP cuts it short rather than wait for it.
+        self._following: asyncio.Task[FollowDone] | None = None
 
     async def run(self, action: Action, *, released: bool = False) -> ActionResult:
         """Carry out start (be the primary), stop, monitor or probe."""
         try:
             if action is Action.START:
+                self._cut_follow_short()
                 async with self._lock:
                     return await self._become_primary()
             if action is Action.STOP:
+                self._cut_follow_short()
                 async with self._lock:
                     return await self._stop()
             if action is Action.MONITOR:
@@ -373,8 +377,28 @@ class ReplicatedPostgres(PostgresResource):
 
     # ---- follow: be a replica of the primary
 
+    def _cut_follow_short(self) -> None:
+        # A takeover must not wait for a base backup: the core asked for more than a replica.
+        if self._following is not None and not self._following.done():
+            self._step("follow: cut short, the node is to start or stop")
+            self._following.cancel()
+
     async def follow(self, primary: str | None) -> FollowDone:
         """Make this node's server a replica streaming from `primary`, mending it if need be."""
+        inner = asyncio.create_task(self._follow_locked(primary))
+        self._following = inner
+        try:
+            return await inner
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the caller's own cancellation (its timeout); inner has cleaned up
+            return self._done(primary, False, "cut short: a start or stop came first")
+        finally:
+            if self._following is inner:
+                self._following = None
+
+    async def _follow_locked(self, primary: str | None) -> FollowDone:
         limit = self.repl.follow_timeout
         async with self._lock:
             try:
@@ -417,12 +441,15 @@ class ReplicatedPostgres(PostgresResource):
             if state.recovery and _same_upstream(conninfo_values(state.conninfo), want):
                 if state.receiver == "streaming":
                     return self._done(primary, True, f"streaming from {primary}", True)
-                trouble = self._replica_trouble()
+                log = self._recent_log()
+                trouble = next((m for m in (*WAL_GONE, *OFF_HISTORY) if m in log), None)
                 if trouble is None:
+                    errors = [line for line in log.splitlines() if "FATAL:" in line]
+                    last = f"; the log's last error: {errors[-1].strip()[-300:]}" if errors else ""
                     return self._done(
                         primary, True,
                         f"a replica of {primary}, not streaming (receiver: "
-                        f"{state.receiver or 'none'})",
+                        f"{state.receiver or 'none'}){last}",
                     )  # fmt: skip
                 await self._stop_for_follow(f"the replica cannot go on ({trouble})")
                 if trouble in WAL_GONE:
@@ -444,19 +471,15 @@ class ReplicatedPostgres(PostgresResource):
         if stopped.outcome is not Outcome.OK:
             raise DataError(f"cannot stop the server: {stopped.detail}")
 
-    def _replica_trouble(self) -> str | None:
-        """What the log says keeps a replica that does not stream from going on, if anything."""
+    def _recent_log(self) -> str:
+        """The server log's end, since this agent started the server."""
         try:
             with open(self.params.server_log, "rb") as log:
                 end = log.seek(0, os.SEEK_END)
                 log.seek(max(self._log_start, end - LOG_LOOK))
-                text = log.read().decode(errors="replace")
+                return log.read().decode(errors="replace")
         except OSError:
-            return None
-        for mark in (*WAL_GONE, *OFF_HISTORY):
-            if mark in text:
-                return mark
-        return None
+            return ""
 
     async def _rewind_and_start(self, primary: str) -> FollowDone:
         p, r = self.params, self.repl
@@ -526,7 +549,7 @@ class ReplicatedPostgres(PostgresResource):
     async def _start_replica(
         self, primary: str, steps: list[str], diverged: str = ""
     ) -> FollowDone:
-        started = await self._launch(self._server_args(primary))
+        started = await self._launch(self._server_args(primary), replica=True)
         if started.outcome is not Outcome.OK:
             return self._done(primary, False, "; ".join([*steps, started.detail]), False, diverged)
         deadline = time.monotonic() + STREAM_WAIT

@@ -33,6 +33,11 @@ MAX_FOLLOW_TIMEOUT = 24 * 3600.0
 # (with "-" as "_") in a replication slot's name.
 NODE_NAME = re.compile(r"[a-z0-9_-]+")
 SLOT_PREFIX = "hotstandby_"
+# Settings the adapter owns in replicated mode: set in `settings` (on the command line), they
+# would override what it sets (synchronous_standby_names by ALTER SYSTEM) or sets itself.
+OWNED_SETTINGS = frozenset(
+    {"synchronous_standby_names", "primary_conninfo", "primary_slot_name", "wal_log_hints"}
+)
 LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 
 
@@ -172,6 +177,12 @@ def parse_replication(
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             raise p.error(f"port.{name}", "an integer from 1 to 65535", value)
         ports[name] = value
+    for key in p.string_table("settings"):
+        if key in OWNED_SETTINGS:
+            raise ParamError(
+                p.resource, "settings",
+                f"{key} is set by hotstandby in replicated mode; leave it out of settings",
+            )  # fmt: skip
     passfile = p.absolute_path("replication_passfile", required=False)
     return ReplicationParams(
         node=node,

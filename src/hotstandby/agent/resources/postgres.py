@@ -1,11 +1,12 @@
-"""PostgreSQL: the database server, on the shared volume (shared-disk mode).
+"""PostgreSQL: the database server, on the shared volume or replicated to every node.
 
 Parameters of a `postgres` resource ([resource.params] in the cluster file):
 
 - `mode`: "shared-disk" (the default): the data directory lives on the shared volume and only
   the node that holds the volume runs the server; list the postgres resource after the volume
-  and the floating IP. "replicated" (each node its own copy, streaming replication) is not
-  supported yet and is refused.
+  and the floating IP. "replicated": each node keeps its own copy; the active node's server
+  is the primary, every other node's a hot-standby replica streaming from it (see
+  "Replicated mode" below; the adapter is `pg_replica.py`).
 - `pgdata`: the data directory, an absolute path; required. It must hold an existing cluster
   (made once by `initdb` or `pg_createcluster`, with its postgresql.conf and pg_hba.conf in
   it): the cluster never runs initdb itself.
@@ -38,10 +39,45 @@ Parameters of a `postgres` resource ([resource.params] in the cluster file):
 - `connect_timeout`, `query_timeout`: bounds on the monitor's connection and on its query;
   defaults "2s" and "2s"; together they must fit in the resource's monitor_timeout.
 
+Replicated mode (mode = "replicated"): every parameter above applies, and
+
+- `pgdata`, `port`, `socket_dir` and `log` may each be a table of one value per node
+  (`{ alpha = "/srv/pg/main", beta = "/srv/pg/main2" }`) naming every node of the cluster.
+  `log` defaults to PGDATA's parent/<name of PGDATA>-hotstandby-server.log, outside the data
+  directory: a base backup or a rewind copies every file of the primary's over this node's.
+- `replication_address` (required): a table of every node to the IP address the other
+  nodes' replicas connect to for its server (the private link's):
+  `{ alpha = "198.51.100.1", beta = "198.51.100.2" }`. A replica of node X connects to
+  replication_address[X] on port[X]. Node names must be plain a-z, 0-9, "_" and "-": a
+  replica's application_name is its node name (so pg_stat_replication names nodes).
+- `replication_user`: the user replicas, pg_basebackup and pg_rewind connect as; default
+  "postgres". pg_hba.conf on every node must let it in from the other nodes' addresses for
+  `replication` (streaming, base backups) and for `database` (pg_rewind reads the primary
+  through an ordinary connection, so it needs superuser or pg_rewind's function grants).
+- `replication_passfile`: an absolute path, passed as passfile= in the conninfo; optional.
+- `replication_slots`: true (the default): the primary keeps a physical slot
+  `hotstandby_<node>` ("-" as "_") for every other node, made at START when missing, and
+  each replica streams through its own, so the primary keeps the WAL a replica still needs
+  (set max_slot_wal_keep_size in `settings` to bound what a long-gone replica may hold).
+- `follow_timeout`: the bound on one follow() (which may run a base backup); default "10min".
+- `diverged_dir`: where data this node had and the primary lacks is kept before it is
+  thrown away; default PGDATA's parent. PGDATA itself must not be a mountpoint (a fresh copy
+  replaces the directory).
+- `stop_modes` defaults to ["fast", "immediate"]: a switchover disconnects clients anyway.
+- `dbuser` must be a superuser (the adapter promotes, sets synchronous_standby_names with
+  ALTER SYSTEM, runs CHECKPOINT and reads primary_conninfo).
+- The server always runs with `-c wal_log_hints=on` (pg_rewind needs it); a replica also
+  with `-c primary_conninfo='host=ADDR port=PORT user=USER application_name=NODE [passfile=]'`
+  and `-c primary_slot_name=...`; postgresql.conf is never edited. synchronous_standby_names
+  is set only by `require` (ALTER SYSTEM): set on the command line, it would override that.
+  `settings` may not set any of these four.
+
 What `hotstandby check --node NAME` looks at on this machine (warnings): `bindir` holds
-executable `postgres` and `pg_ctl`, and their major version matches PGDATA/PG_VERSION when
-that is readable; `user` exists; in shared-disk mode, `pgdata` lies under the mountpoint of
-a volume resource listed before this one (otherwise the data would not move with the group).
+executable `postgres` and `pg_ctl` (replicated mode: `pg_rewind` and `pg_basebackup` too),
+and their major version matches PGDATA/PG_VERSION when that is readable; `user` exists; in
+shared-disk mode, `pgdata` lies under the mountpoint of a volume resource listed before this
+one (otherwise the data would not move with the group); in replicated mode, `pgdata` is not
+a mountpoint itself.
 
 Actions:
 
@@ -63,6 +99,34 @@ Actions:
 - probe: a postmaster for `pgdata` (postmaster.pid names a live postgres process) that
   answers a connection: OK; none (no postmaster.pid, or a stale one: the server clears a stale
   one itself at its next start): STOPPED; a live postmaster that does not answer: FAILED.
+
+Actions in replicated mode (the core decides; `pg_replica.py` carries out):
+
+- start: make this node's server the primary. A replica running: promoted (pg_promote,
+  waiting for the end of recovery); not running with a replica's data (standby.signal):
+  started, then promoted; not running with a primary's data: started; no cluster in pgdata:
+  FAILED. Then the missing slots are made (a promotion remakes this node's stale ones).
+  Steps report the times ("promote: 0.21s, timeline 3"); `last_report` is set.
+- stop: as in shared-disk mode; the node then holds nothing (the core asks follow()).
+- monitor: the monitor query, and the server must not be in recovery (a replica where the
+  primary should run is FAILED); sets `last_report` (a ReplicationReport: the primary's WAL
+  position, each replica's state, sync and flush position, the replicas commits wait for).
+- probe: the primary running and answering: OK; a replica running: STOPPED ("a replica runs
+  (streaming from ...)"); nothing: STOPPED; a live postmaster not answering: FAILED.
+- require(nodes): synchronous_standby_names = 'FIRST n ("a", "b")' (every node listed, so
+  each is lossless), or '' for none, with ALTER SYSTEM and a reload; answers once it is in
+  effect, with the primary's WAL position then (ReplicasRequired).
+- follow(primary): make this node's server a replica of `primary` (None: keep what runs,
+  report). A replica of it streaming: reported, one query. A primary here: stopped first; a
+  replica of another: restarted with the new conninfo. Stopped data: crash recovery finished
+  in single-user mode if it stopped uncleanly, then `pg_rewind --dry-run`; when a rewind is
+  needed (the primary lacks WAL this node has), the data directory is first copied to
+  `diverged_dir/<name>.diverged-<UTC time>` and FollowDone.diverged names the copy, with the
+  point of divergence in the detail. A failed rewind, no cluster, or a replica whose WAL is
+  gone from the primary: a fresh pg_basebackup into a new directory, which replaces pgdata
+  once complete (the old one kept in diverged_dir). Never touches a primary when `primary`
+  is this node.
+- health(): running, primary, replica, streaming, lag_bytes, detail (one connection).
 """
 
 from __future__ import annotations
@@ -304,6 +368,11 @@ def host_risks(
                     )  # fmt: skip
     if not user_exists(params.user):
         found.append(("user", f"no user {params.user!r} on this machine"))
+    if params.replication is not None and os.path.ismount(params.pgdata):
+        found.append(
+            ("pgdata", f"{params.pgdata} is a mountpoint: a fresh copy from the primary "
+                       "replaces the directory, so keep the data one level below it")
+        )  # fmt: skip
     if cluster is not None and params.mode == "shared-disk":
         mountpoints = _volumes_before(cluster, resource)
         if not any(params.pgdata.startswith(m.rstrip("/") + "/") for m in mountpoints):
@@ -437,7 +506,7 @@ class PostgresResource:
             )
         return await self._launch([])
 
-    async def _launch(self, extra: list[str]) -> ActionResult:
+    async def _launch(self, extra: list[str], *, replica: bool = False) -> ActionResult:
         """Start the server with `extra` arguments and wait until it answers."""
         p = self.params
         self._prepare_socket_dir()
@@ -476,7 +545,9 @@ class PostgresResource:
             return failure
         ready = time.monotonic() - began
         crashed, redo = recovery_in(self._log_since(log_start, limit=1 << 20))
-        if not crashed:
+        # A replica made from a base backup or a rewind always says "interrupted": its
+        # recovery is streaming's start, not a crash's.
+        if not crashed or replica:
             self.last_recovery = None
             return ActionResult(Outcome.OK, f"started (pid {proc.pid}), ready after {ready:.2f}s")
         self.last_recovery = (redo, ready)
