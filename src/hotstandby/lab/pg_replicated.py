@@ -407,7 +407,8 @@ class Cut:
     verdict: Verdict
     stall: Outage  # the client's commits around the cut
     degraded: float  # from the cut until the primary went on without the replica
-    ineligible: tuple[str, ...]  # replica_ineligible alarms (both nodes)
+    ineligible: tuple[str, ...]  # replica_ineligible alarms (both nodes) during the cut
+    degrade: tuple[str, ...]  # the primary's records of the replicas commits wait for
     why_not: str  # the replica's own view: why its copy may not be promoted
     why: tuple[str, ...]  # `hotstandby why` on the replica, during the cut
     roles: Mapping[str, str | None]  # both nodes' roles just before the heal
@@ -438,15 +439,17 @@ def cut_trial(rc: ReplCluster, *, warmup: int = 200, during: int = 100, after: i
         degraded = time.monotonic() - began
         load.wait_acked(during, after=began + degraded)
 
-        def reported() -> tuple[str, ...]:
-            found = events(rc, primary, "alarm.replica_ineligible", since)
-            found += events(rc, replica, "alarm.replica_ineligible", since)
+        def reported() -> bool:
             v = view(rc, replica)
-            if not found or v is None or v["copy_promotable"]:
-                return ()
-            return tuple(str(e["message"]) for e in found)
+            return v is not None and not v["copy_promotable"]
 
-        ineligible = load.wait("the replica reported ineligible", reported, 30)
+        load.wait("the replica to say its copy may not be promoted", reported, 30)
+        ineligible = tuple(
+            str(e["message"])
+            for node in NODES
+            for e in events(rc, node, "alarm.replica_ineligible", since)
+        )
+        degrade = tuple(str(e["message"]) for e in events(rc, primary, "replication", since))
         replica_view = view(rc, replica) or {}
         said = tuple(why(rc, replica))
         roles = cluster.roles()
@@ -469,6 +472,7 @@ def cut_trial(rc: ReplCluster, *, warmup: int = 200, during: int = 100, after: i
             stall=_between(records, began, healed),
             degraded=degraded,
             ineligible=ineligible,
+            degrade=degrade,
             why_not=str(replica_view.get("why_not_promotable") or ""),
             why=said,
             roles=roles,
