@@ -39,7 +39,7 @@ from typing import Any
 from hotstandby.cli.control_cmds import ControlError, call
 from hotstandby.lab import power
 from hotstandby.lab._cmd import LabError, run
-from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
+from hotstandby.lab.cluster import ClusterSpec, LabCluster, LabTimeoutError, fence_arbitration
 from hotstandby.lab.netns import ns_argv
 from hotstandby.lab.pg_common import (
     BINDIR,
@@ -53,7 +53,7 @@ from hotstandby.lab.pg_common import (
     steps,
 )
 from hotstandby.lab.pg_workload import Outage, Verdict, outage
-from hotstandby.lab.topology import Lab
+from hotstandby.lab.topology import CLIENT, FLOATING_IPV4, Lab
 
 __all__ = [
     "ReplCluster",
@@ -66,6 +66,10 @@ LAN = "192.0.2.0/24"
 PRIVATE = "198.51.100.0/24"
 #: The nftables table of the replication cut, in each node's namespace.
 CUT_TABLE = "hotstandby_pgcut"
+#: A client with no outcome this long after a takeover is not coming free by itself.
+STUCK_AFTER = 20.0
+#: Commits acknowledged this soon after a cut were on their way before it.
+CUT_SETTLE = 0.5
 #: The lab's fence (a power-off through the lab) takes well under a second: a shorter bound
 #: than the default 10 s keeps a takeover's evidence time (about 4.1 s with it) under a
 #: degrade_after of 5 s, which `check` demands.
@@ -278,6 +282,16 @@ def _between(records: list[dict[str, Any]], start: float, end: float | None) -> 
 # ---- the old primary comes back ----------------------------------------------------------
 
 
+def _reboot(lab: Lab, node: str) -> None:
+    """What a real node's reboot forgets and a lab namespace keeps: addresses the agent added
+    (the floating IP) and the dead processes' TCP connections. Done while still cut off."""
+    ns = lab.node(node).ns
+    shown = run(ns_argv(ns, ["ip", "-o", "addr", "show", "dev", "lan0"])).stdout
+    if f" {FLOATING_IPV4}/" in shown:
+        run(ns_argv(ns, ["ip", "addr", "del", f"{FLOATING_IPV4}/24", "dev", "lan0"]))
+    run(ns_argv(ns, ["ss", "-K", "-t", "-a"]))
+
+
 @dataclass(frozen=True)
 class Rejoin:
     """The old primary's return as a replica of the new one."""
@@ -294,6 +308,7 @@ def rejoin(rc: ReplCluster, old: str, new: str, restart: bool, timeout: float = 
     since = time.time()
     began = time.monotonic()
     if restart:
+        _reboot(lab, old)
         lab.power_on(old)
         cluster.start(old)
     wait_promotable(rc, new, old, timeout)
@@ -325,6 +340,28 @@ class Takeover:
     lag_cut: float  # the replication link was cut this long before the fault
     steps: tuple[str, ...]  # the new primary's steps of the postgres resource
     rejoin: Rejoin | None
+    # The client was still blocked STUCK_AFTER seconds after the takeover (its request had been
+    # acknowledged by the old primary's kernel, so it sent nothing the new holder could
+    # answer with a reset) and was freed by closing its socket, as an application's own
+    # timeout would; outage.freed is then that moment, not the takeover's doing.
+    stuck: bool = False
+
+
+def _unstick(rc: ReplCluster, load: Workload, since: float) -> bool:
+    """Wait for the client's first outcome after the takeover (at `since`); free a client
+    still blocked then."""
+
+    def heard() -> bool:
+        return any(float(r["t"]) > since for r in load.poll())
+
+    try:
+        load.wait("the client's first outcome after the takeover", heard, STUCK_AFTER)
+    except LabTimeoutError:
+        # The socket destroyed in the client's namespace: what a client-side timeout does.
+        argv = ["ss", "-K", "-t", "dst", FLOATING_IPV4, "dport", "=", str(PORT)]
+        rc.lab.run(CLIENT, argv)
+        return True
+    return False
 
 
 def _freeze_node(lab: Lab, node: str) -> list[int]:
@@ -378,6 +415,7 @@ def takeover_trial(
             raise LabError("the standby did not take over")
         took = time.monotonic() - began
         heal_replication(lab)
+        stuck = _unstick(rc, load, began + took)
         load.wait_acked(after, after=began)
         records = load.stop()
         verdict = load.verify()
@@ -390,7 +428,9 @@ def takeover_trial(
             agent = cluster.agents[active]
             # A fenced node is off: powered on, its agent starts afresh.
             back_again = rejoin(rc, active, standby, restart=not agent.alive())
-        return Takeover(fault, active, standby, verdict, fell, took, lag_cut, new_steps, back_again)
+        return Takeover(
+            fault, active, standby, verdict, fell, took, lag_cut, new_steps, back_again, stuck
+        )
     finally:
         load.close()
 
@@ -406,7 +446,8 @@ class Cut:
     replica: str
     verdict: Verdict
     stall: Outage  # the client's commits around the cut
-    degraded: float  # from the cut until the primary went on without the replica
+    degraded: float | None  # from the cut until the primary went on without the replica
+    acked_during: int  # commits acknowledged while the link was cut (0 with "wait")
     ineligible: tuple[str, ...]  # replica_ineligible alarms (both nodes) during the cut
     degrade: tuple[str, ...]  # the primary's records of the replicas commits wait for
     why_not: str  # the replica's own view: why its copy may not be promoted
@@ -416,9 +457,16 @@ class Cut:
     caught_up: float  # from the heal until the replica was promotable again
 
 
-def cut_trial(rc: ReplCluster, *, warmup: int = 200, during: int = 100, after: int = 100) -> Cut:
-    """Cut the replication link under writes, see the cluster ride it out, heal, verify."""
+def cut_trial(
+    rc: ReplCluster, *, warmup: int = 200, during: int = 100, after: int = 100, hold: float = 10.0
+) -> Cut:
+    """Cut the replication link under writes, see the cluster ride it out, heal, verify.
+
+    With on_replica_lost = "wait" (synchronous) commits block for as long as the cut lasts:
+    it is healed after `hold` seconds.
+    """
     lab, cluster = rc.lab, rc.cluster
+    waits = rc.opts.synchronous and rc.opts.on_replica_lost == "wait"
     primary = bring_up(rc)
     replica = other(primary)
     load = Workload(lab, cluster)
@@ -430,20 +478,27 @@ def cut_trial(rc: ReplCluster, *, warmup: int = 200, during: int = 100, after: i
         since = time.time()
         began = time.monotonic()
         cut_replication(lab)
+        degraded: float | None = None
+        if waits:
+            # The fault's own length: nothing ends it but the heal.
+            time.sleep(hold)
+        else:
 
-        def going_on() -> bool:
-            v = view(rc, primary)
-            return v is not None and replica not in v["required"] and not v["dropping"]
+            def going_on() -> bool:
+                v = view(rc, primary)
+                return v is not None and replica not in v["required"] and not v["dropping"]
 
-        load.wait("the primary to go on without its replica", going_on, 120)
-        degraded = time.monotonic() - began
-        load.wait_acked(during, after=began + degraded)
+            load.wait("the primary to go on without its replica", going_on, 120)
+            degraded = time.monotonic() - began
+            load.wait_acked(during, after=began + degraded)
 
-        def reported() -> bool:
-            v = view(rc, replica)
-            return v is not None and not v["copy_promotable"]
+            def reported() -> bool:
+                v = view(rc, replica)
+                return v is not None and not v["copy_promotable"]
 
-        load.wait("the replica to say its copy may not be promoted", reported, 30)
+            load.wait("the replica to say its copy may not be promoted", reported, 30)
+        # Commits acknowledged during the cut (after a moment for those already in flight).
+        acked_during = load.acked(after=began + CUT_SETTLE)
         ineligible = tuple(
             str(e["message"])
             for node in NODES
@@ -469,8 +524,9 @@ def cut_trial(rc: ReplCluster, *, warmup: int = 200, during: int = 100, after: i
             primary=primary,
             replica=replica,
             verdict=verdict,
-            stall=_between(records, began, healed),
+            stall=_between(records, began, None if waits else healed),
             degraded=degraded,
+            acked_during=acked_during,
             ineligible=ineligible,
             degrade=degrade,
             why_not=str(replica_view.get("why_not_promotable") or ""),
