@@ -19,7 +19,8 @@ acknowledged commits:
   link is healed and the replica catches up.
 - switchover: `--switchovers` switchovers back and forth; each old primary rejoins.
 
-Modes: sync (synchronous, on_replica_lost = "degrade"), sync-wait (synchronous, "wait") and
+Modes: sync (synchronous, on_replica_lost = "degrade"), sync-wait (synchronous, "wait"; cut
+and switchover only: after a takeover its commits wait for the lost node until it is back) and
 async (synchronous = false; the replication link is cut `--lag-cut` seconds before a power
 loss or freeze, so the replica lags and the verifier counts what was lost).
 
@@ -69,6 +70,7 @@ class Tally:
     wrong: int = 0
     broken: int = 0
     diverged: int = 0
+    stuck: int = 0
     runs: int = 0
 
     def add(self, v: Verdict) -> None:
@@ -113,7 +115,10 @@ def once(mode: str, fault: str, rep: int, args: argparse.Namespace, tally: Tally
                     f", diverged data kept in {t.rejoin.saved[0]}" if t.rejoin.saved else ""
                 )
             tally.add(t.verdict)
+            tally.stuck += t.stuck
             freed = "never" if o.freed is None else f"{o.freed:.2f}s"
+            if t.stuck:
+                freed += " (STUCK: not freed by the takeover; its socket closed for it)"
             print(
                 f"  {mode} {fault} {rep + 1}: outage {o.outage:.2f}s, takeover "
                 f"{t.takeover:.2f}s, client freed after {freed}; {verdict_text(t.verdict)}"
@@ -123,13 +128,15 @@ def once(mode: str, fault: str, rep: int, args: argparse.Namespace, tally: Tally
         elif fault == "cut":
             c = cut_trial(rc, warmup=args.warmup, hold=args.hold)
             tally.outages.append(c.stall.outage)
-            tally.rejoins.append(c.caught_up)
+            # Waiting, the replica stays promotable: what the heal ends is the commits' wait.
+            tally.rejoins.append(c.resumed if c.degraded is None else c.caught_up)
             tally.add(c.verdict)
             went_on = "never" if c.degraded is None else f"{c.degraded:.2f}s"
             print(
                 f"  {mode} cut {rep + 1}: commits stalled {c.stall.outage:.2f}s, went on "
                 f"without the replica after {went_on}, {c.acked_during} acknowledged during "
-                f"the cut, caught up {c.caught_up:.2f}s after the heal, takeovers "
+                f"the cut, promotable again {c.caught_up:.2f}s and commits on "
+                f"{c.resumed:.2f}s after the heal, takeovers "
                 f"{c.takeovers}, replica_ineligible alarms {len(c.ineligible)}; "
                 f"{verdict_text(c.verdict)}",
                 flush=True,
@@ -180,6 +187,8 @@ def main() -> int:
         for fault in faults:
             if fault == "cut" and mode == "async":
                 continue  # commits never wait for the replica: nothing to stall
+            if fault in ("power", "freeze") and mode == "sync-wait":
+                continue  # the new primary's commits wait for the dead one: until it is back
             for rep in range(args.reps):
                 once(mode, fault, rep, args, tallies[(mode, fault)])
     failed = False
@@ -192,9 +201,13 @@ def main() -> int:
             label = "active after" if fault == "switchover" else "takeover"
             print(f"  {label}: {spread(t.takeovers)}")
         if t.freed:
-            print(f"  blocked client freed: {spread(t.freed)}")
+            print(f"  blocked client freed: {spread(t.freed)}; clients stuck: {t.stuck}")
         if t.rejoins:
-            label = "caught up after the heal" if fault == "cut" else "old primary a replica"
+            label = (
+                "caught up (wait: commits on) after the heal"
+                if fault == "cut"
+                else ("old primary a replica")
+            )
             print(f"  {label}: {spread(t.rejoins)}")
         print(
             f"  writes lost: {t.lost}; reported failed but committed: {t.wrong}; runs with the "

@@ -454,7 +454,8 @@ class Cut:
     why: tuple[str, ...]  # `hotstandby why` on the replica, during the cut
     roles: Mapping[str, str | None]  # both nodes' roles just before the heal
     takeovers: int  # role changes to taking over, on either node, during the trial
-    caught_up: float  # from the heal until the replica was promotable again
+    caught_up: float  # from the heal until the replica was promotable again (0: it stayed so)
+    resumed: float  # from the heal until the next acknowledged commit
 
 
 def cut_trial(
@@ -512,6 +513,7 @@ def cut_trial(
         heal_replication(lab)
         caught_up = wait_promotable(rc, primary, replica, 120)
         load.wait_acked(after, after=healed + caught_up)
+        resumed = min(float(r["t"]) for r in load.poll() if "ok" in r and r["t"] > healed)
         records = load.stop()
         verdict = load.verify()
         takeovers = sum(
@@ -534,6 +536,7 @@ def cut_trial(
             roles=roles,
             takeovers=takeovers,
             caught_up=caught_up,
+            resumed=resumed - healed,
         )
     finally:
         heal_replication(lab)
