@@ -15,6 +15,8 @@ from hotstandby.agent import resources
 from hotstandby.agent.resources import KINDS
 from hotstandby.cli import main
 from hotstandby.config import load, takeover_budget
+from hotstandby.config.budget import evidence_time
+from hotstandby.config.durations import format_duration
 from hotstandby.core.cluster import ResourceKind
 
 from .config_samples import BASE, checkable, edit, line_with
@@ -25,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "src" / "hotstandby" / "examples"
 CLASSIC = EXAMPLES / "classic-database.toml"
 HEARTBEAT_ONLY = EXAMPLES / "heartbeat-only.toml"
+REPLICATED = EXAMPLES / "replicated-database.toml"
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -77,7 +80,7 @@ def test_examples_use_documentation_addresses_only() -> None:
     allowed = [
         ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32")
     ]
-    for path in (CLASSIC, HEARTBEAT_ONLY):
+    for path in (CLASSIC, HEARTBEAT_ONLY, REPLICATED):
         text = path.read_text()
         # An IPv4 address, with a port or a prefix length; or an IPv6 address with a prefix.
         found = re.findall(
@@ -90,9 +93,24 @@ def test_examples_use_documentation_addresses_only() -> None:
 
 
 def test_symlink_points_at_the_packaged_example() -> None:
-    link = REPO / "examples" / "classic-database.toml"
-    assert link.is_symlink()
-    assert link.resolve() == CLASSIC.resolve()
+    for example in (CLASSIC, REPLICATED):
+        link = REPO / "examples" / example.name
+        assert link.is_symlink()
+        assert link.resolve() == example.resolve()
+
+
+def test_replicated_example_passes_and_says_its_replication_rules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = _run(capsys, str(REPLICATED))
+    assert (code, err) == (0, "")
+    assert "No warnings." in out
+    evidence = evidence_time(load(REPLICATED))
+    assert (
+        "replication: pg, synchronous; a lost replica: commits go on without it after 30s "
+        f"(a takeover has its evidence within {format_duration(evidence)})" in out
+    )
+    assert "/health/ on" in out
 
 
 def test_heartbeat_only_passes_with_a_loud_warning(capsys: pytest.CaptureFixture[str]) -> None:

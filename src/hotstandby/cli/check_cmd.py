@@ -20,6 +20,7 @@ from hotstandby.agent.resources import KINDS, host_risks, validate
 from hotstandby.config.budget import (
     Budget,
     Risk,
+    evidence_time,
     lease_slack,
     minimum_lease,
     risks,
@@ -29,7 +30,7 @@ from hotstandby.config.durations import format_duration
 from hotstandby.config.errors import ConfigError, KeyPath, format_key
 from hotstandby.config.loader import load_bytes, read_file
 from hotstandby.config.positions import line_of
-from hotstandby.core.cluster import ArbitrationMode, Cluster
+from hotstandby.core.cluster import ArbitrationMode, Cluster, OnReplicaLost
 
 EXIT_OK = 0
 EXIT_BAD_FILE = 2
@@ -238,7 +239,28 @@ def _http_text(cluster: Cluster) -> str:
         else "read-only (no token_file)"
     )
     metrics = "/metrics on" if http.metrics else "/metrics off"
-    return f"{where}; {actions}; {metrics}"
+    health = "; /health/ on" if http.health else ""
+    return f"{where}; {actions}; {metrics}{health}"
+
+
+def _replication_text(cluster: Cluster) -> str:
+    """The replicated data's rules in one line."""
+    rules = cluster.replication
+    if rules is None:
+        return "none (no [replication] table)"
+    if not rules.synchronous:
+        lag = "any lag" if rules.max_lag < 0 else f"at most {rules.max_lag} bytes behind"
+        return f"{rules.resource}, asynchronous: a replica is promoted {lag}"
+    lost = (
+        "commits wait for it"
+        if rules.on_replica_lost is OnReplicaLost.WAIT
+        else f"commits go on without it after {format_duration(rules.degrade_after)}"
+    )
+    evidence = format_duration(evidence_time(cluster))
+    return (
+        f"{rules.resource}, synchronous; a lost replica: {lost} "
+        f"(a takeover has its evidence within {evidence})"
+    )
 
 
 def _report_text(
@@ -259,6 +281,7 @@ def _report_text(
         f"  arbitration: {_arbitration_text(cluster)}",
         f"  timers: {timers}",
         f"  http: {_http_text(cluster)}",
+        f"  replication: {_replication_text(cluster)}",
         "",
         "Worst-case takeover, from the active's death to the standby's services up:",
     ]
