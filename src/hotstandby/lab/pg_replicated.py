@@ -247,7 +247,17 @@ def wait_promotable(rc: ReplCluster, primary: str, replica: str, timeout: float 
 def bring_up(rc: ReplCluster, timeout: float = 90.0) -> str:
     """Start both agents; the primary, once the other node's copy is promotable."""
     active = rc.cluster.up(timeout)
-    wait_promotable(rc, active, other(active), timeout)
+    standby = other(active)
+
+    def ready() -> bool:
+        v = view(rc, standby)
+        follow = None if v is None else v.get("following")
+        if follow is not None and follow.get("detail") == "not replicated":
+            # The agent found no replicated adapter behind the resource: nothing would come.
+            raise LabError(f"{standby}'s agent does not drive {RESOURCE} as replicated data")
+        return promotable(rc, active, standby)
+
+    rc.cluster.wait_for(f"{active} to list {standby}'s copy as promotable", ready, timeout)
     return active
 
 
