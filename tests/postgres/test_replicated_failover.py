@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
@@ -44,8 +45,8 @@ def make() -> Iterator[Make]:
         pytest.skip(reason)
     with ExitStack() as stack:
 
-        def build(**options: object) -> ReplCluster:
-            return stack.enter_context(repl_cluster(PREFIX, ReplOptions(**options)))  # type: ignore[arg-type]
+        def build(**options: Any) -> ReplCluster:
+            return stack.enter_context(repl_cluster(PREFIX, ReplOptions(**options)))
 
         yield build
 

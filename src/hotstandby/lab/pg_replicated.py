@@ -56,9 +56,21 @@ from hotstandby.lab.pg_workload import Outage, Verdict, outage
 from hotstandby.lab.topology import CLIENT, FLOATING_IPV4, Lab
 
 __all__ = [
+    "Cut",
+    "Move",
+    "Rejoin",
     "ReplCluster",
     "ReplOptions",
+    "Switchovers",
+    "Takeover",
+    "bring_up",
+    "cut_replication",
+    "cut_trial",
+    "heal_replication",
+    "repl_cluster",
     "skip_reason",
+    "switchover_trial",
+    "takeover_trial",
 ]
 
 NODES = ("alpha", "beta")
