@@ -10,66 +10,46 @@ through the floating IP.
 
 from __future__ import annotations
 
-import json
-import os
-import pwd
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hotstandby.lab._cmd import LabError, run
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 from hotstandby.lab.disk import SharedDisk
-from hotstandby.lab.pg_workload import Outage, Verdict, outage, read_records
-from hotstandby.lab.topology import CLIENT, FLOATING_IPV4, Lab
+from hotstandby.lab.pg_common import (
+    BINDIR,
+    PORT,
+    RESOURCE,
+    Workload,
+    initdb,
+    other,
+    postgres_dir,
+    skip_reason,
+    steps,
+)
+from hotstandby.lab.pg_workload import Outage, Verdict, outage
+from hotstandby.lab.topology import Lab
 from hotstandby.lab.volume import shared_volume
 
-BINDIR = "/usr/lib/postgresql/15/bin"
-PORT = 5432
-ACCOUNTS = 20
+__all__ = ["PgCluster", "Trial", "other", "pg_cluster", "power_loss_trial", "skip_reason"]
+
 #: Room for PostgreSQL 15's cluster (about 40 MiB with its first WAL segment) and some WAL.
 VOLUME_SIZE = 256 << 20
-INITDB_TIMEOUT = 60.0
-DSN = f"host={FLOATING_IPV4} port={PORT} dbname=postgres user=postgres"
-RESOURCE = "pg"
 RECOVERY = re.compile(r"crash recovery: redo ([0-9.]+)s, ready after ([0-9.]+)s")
-
-
-def skip_reason() -> str | None:
-    """Why PostgreSQL cannot run in the lab here, or None."""
-    if not os.access(f"{BINDIR}/postgres", os.X_OK):
-        return f"PostgreSQL 15 is not installed ({BINDIR}/postgres)"
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return "no postgres user"
-    return None
 
 
 def initdb_on(volume: SharedDisk, node: str, workdir: Path) -> str:
     """Make a cluster in PGDIR on the volume (mounted here for the while); returns its path."""
     mnt = workdir / "initdb"
     mnt.mkdir()
-    entry = pwd.getpwnam("postgres")
     run(["mount", volume.device(node), str(mnt)], timeout=30)
     try:
-        data = mnt / "pg"
-        data.mkdir(mode=0o700)
-        os.chown(data, entry.pw_uid, entry.pw_gid)
-        subprocess.run(
-            [f"{BINDIR}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--locale=C"],
-            user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
-            capture_output=True, check=True, timeout=INITDB_TIMEOUT, cwd="/",
-        )  # fmt: skip
-        with (data / "pg_hba.conf").open("a") as hba:
-            hba.write("host all all 192.0.2.0/24 trust\n")
+        initdb(postgres_dir(mnt / "pg"), ["host all all 192.0.2.0/24 trust"])
     finally:
         run(["umount", str(mnt)], timeout=30)
         mnt.rmdir()
@@ -127,9 +107,7 @@ def pg_cluster(prefix: str) -> Iterator[PgCluster]:
     with Lab(prefix, nodes=("alpha", "beta")) as lab:
         # The postgres user walks through the lab's directory to its socket and its data.
         lab.workdir.chmod(0o755)
-        (lab.workdir / "pgsock").mkdir(mode=0o755)
-        entry = pwd.getpwnam("postgres")
-        os.chown(lab.workdir / "pgsock", entry.pw_uid, entry.pw_gid)
+        postgres_dir(lab.workdir / "pgsock", 0o755)
         volume = shared_volume(lab.workdir, lab.node_names, size=VOLUME_SIZE)
         try:
             initdb_on(volume, lab.node_names[0], lab.workdir)
@@ -142,19 +120,6 @@ def pg_cluster(prefix: str) -> Iterator[PgCluster]:
             for proc in lab.processes():
                 lab.kill(proc)
             volume.detach()
-
-
-def other(node: str) -> str:
-    """The other node of the pair."""
-    return "beta" if node == "alpha" else "alpha"
-
-
-def workload(lab: Lab, *argv: str, timeout: float = 30.0) -> str:
-    """Run a pg_workload command in the client namespace; its output."""
-    done = lab.run(
-        CLIENT, [sys.executable, "-m", "hotstandby.lab.pg_workload", *argv], timeout=timeout
-    )
-    return done.stdout
 
 
 @dataclass(frozen=True)
@@ -187,21 +152,12 @@ def power_loss_trial(
     lab, cluster = pg.lab, pg.cluster
     active = cluster.up()
     standby = other(active)
-    workload(lab, "prepare", DSN, str(ACCOUNTS), str(filler), timeout=120)
-    out = lab.workdir / "workload.jsonl"
-    stop = lab.workdir / "workload.stop"
-    client = lab.spawn(
-        CLIENT,
-        [sys.executable, "-m", "hotstandby.lab.pg_workload", "run", DSN, str(out), str(stop),
-         str(ACCOUNTS)],
-    )  # fmt: skip
+    load = Workload(lab, cluster)
+    load.prepare(filler)
+    load.start()
     keeper: subprocess.Popen[bytes] | None = None
     try:
-        cluster.wait_for(
-            f"{warmup} acknowledged commits",
-            lambda: out.exists() and _acked(out) >= warmup,
-            30,
-        )
+        load.wait_acked(warmup)
         pid = cluster.agents[active].pid
         fault = time.monotonic()
         if switchover:
@@ -217,30 +173,20 @@ def power_loss_trial(
         if cluster.wait_active(30, other_than=active) != standby:
             raise LabError("the standby did not take over")
         took = time.monotonic() - fault
-        cluster.wait_for(
-            f"{after} commits acknowledged after the takeover",
-            lambda: (
-                sum(1 for r in read_records(str(out)) if r.get("t", 0) > fault and "ok" in r)
-                >= after
-            ),
-            30,
-        )
-        stop.touch()
-        client.wait(30)
-        records = read_records(str(out))
-        verdict = Verdict(**_json(workload(lab, "verify", DSN, str(ACCOUNTS), str(out))))
+        load.wait_acked(after, after=fault)
+        records = load.stop()
+        verdict = load.verify()
         redo = ready = None
-        steps = _steps(cluster, standby)
-        for step in steps:
+        new_steps = steps(cluster, standby)
+        for step in new_steps:
             match = RECOVERY.search(step)
             if match:
                 redo, ready = float(match.group(1)), float(match.group(2))
         fell = outage(records, fault)
-        old_steps = _steps(cluster, active) if switchover else ()
-        return Trial(active, standby, verdict, fell, took, redo, ready, steps, old_steps)
+        old_steps = steps(cluster, active) if switchover else ()
+        return Trial(active, standby, verdict, fell, took, redo, ready, new_steps, old_steps)
     finally:
-        if client.alive():
-            lab.kill(client)
+        load.close()
         # The new active's agent first: the dead node's file system, unmounted when its
         # namespace goes, must not write under a live mount.
         for proc in lab.processes(standby):
@@ -248,20 +194,3 @@ def power_loss_trial(
         if keeper is not None:
             keeper.kill()
             keeper.wait(10)
-
-
-def _steps(cluster: LabCluster, node: str) -> tuple[str, ...]:
-    return tuple(
-        str(e["message"])
-        for e in cluster.events(node)
-        if e["kind"] == "resource.step" and str(e["message"]).startswith(f"{RESOURCE}: ")
-    )
-
-
-def _acked(out: Path) -> int:
-    return sum(1 for r in read_records(str(out)) if "ok" in r)
-
-
-def _json(text: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
-    return data
