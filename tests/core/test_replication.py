@@ -90,6 +90,9 @@ def test_a_cut_replication_link_degrades_after_the_limit_and_the_replica_stands_
     assert len(w.db.acked) > stalled + 5
     degraded = [t for t, c in of(w, "alpha", RequireReplicas) if c.nodes == ()]
     assert degraded and degraded[-1] - cut_at >= 4.0
+    dropped = alarms(w, "alpha", AlarmKind.REPLICA_INELIGIBLE)
+    assert dropped and "commits no longer wait for beta" in dropped[-1].message
+    assert "has not streamed for" in dropped[-1].reason.detail
     # beta heard it and says so; it would not take over now.
     assert not w.engine("beta").replica_word()
     assert w.engine("alpha").repl.promotable_list() == ()  # type: ignore[union-attr]

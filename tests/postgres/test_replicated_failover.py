@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hotstandby.lab import LabError, skip_reason
+from hotstandby.lab import skip_reason
 from hotstandby.lab.pg_replicated import (
     ReplCluster,
     ReplOptions,
@@ -29,30 +29,7 @@ from hotstandby.lab.pg_replicated import (
 from hotstandby.lab.pg_replicated import skip_reason as pg_missing
 from hotstandby.lab.pg_workload import Verdict
 
-
-def _adapter_lacks() -> list[str]:
-    """What of ReplicatedAdapter the postgres kind's replicated adapter does not have."""
-    from hotstandby.agent.resources.pg_replica import ReplicatedPostgres  # noqa: PLC0415
-
-    return [m for m in ("follow_timeout", "require", "follow", "health")
-            if not hasattr(ReplicatedPostgres, m)]  # fmt: skip
-
-
-LACKS = _adapter_lacks()
-
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.slow,
-    # Without them the agent does not drive the resource as replicated data, and every
-    # trial stops at its start with a LabError saying so. The mark goes by itself once the
-    # adapter has them; strict: a pass while it is on is a failure too.
-    pytest.mark.xfail(
-        bool(LACKS),
-        reason=f"the replicated postgres adapter lacks {LACKS}",
-        raises=LabError,
-        strict=True,
-    ),
-]
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 #: Namespaces, state files and temp dirs of these tests start with this.
 PREFIX = "hpq"

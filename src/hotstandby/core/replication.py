@@ -76,6 +76,7 @@ class Replicas:
         self.required: dict[str, int] = {}  # confirmed required replica -> position it began
         self.settled = False  # a RequireReplicas was confirmed since this node became primary
         self.asking: tuple[str, ...] | None = None
+        self.asked_why = ""  # the outstanding request's reason
         self.next_ask = 0.0
         self.report: ReplicationReport | None = None
         self.caught_up: set[str] = set()  # required and flushed past their position
@@ -161,12 +162,22 @@ class Replicas:
                 )
             ]
         self.settled = True
+        alarms = []
         for n in list(self.required):
             if n not in event.nodes:
                 self._forget(n)
+                alarms.append(
+                    Alarm(
+                        AlarmKind.REPLICA_INELIGIBLE,
+                        Severity.WARNING,
+                        f"commits no longer wait for {n}: its copy may not be promoted until "
+                        "it has caught up",
+                        Reason("replication.degraded", self.asked_why),
+                    )
+                )
         for n in event.nodes:
             self.required.setdefault(n, event.lsn)
-        return []
+        return alarms
 
     def _forget(self, node: str) -> None:
         self.required.pop(node, None)
@@ -230,7 +241,7 @@ class Replicas:
         if self.settled and set(want) == set(self.required):
             return None, wake
         self.asking = want
-        detail = "; ".join(why) or (
+        self.asked_why = detail = "; ".join(why) or (
             "commits wait for " + ", ".join(want) if want else "asynchronous replication"
         )
         return RequireReplicas(
