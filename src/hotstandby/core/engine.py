@@ -1499,11 +1499,12 @@ class Engine:
                 self._out.append(ask)
             if wake is not None:
                 self._wake(wake)
-        if self.role is Role.STANDBY and self.group.all_stopped():
-            holder = next(
-                (p.name for p in self.peers.values() if p.confirmed and p.role is Role.ACTIVE),
-                None,
-            )
+        holder = next(
+            (p.name for p in self.peers.values() if p.confirmed and p.role is Role.ACTIVE), None
+        )
+        # With no active primary in view (one is being promoted, say) there is nothing to
+        # follow: the copy stays as it is until there is.
+        if self.role is Role.STANDBY and self.group.all_stopped() and holder is not None:
             follow, at = repl.tend_follow(self.now, holder)
             if follow is not None:
                 self._out.append(follow)
