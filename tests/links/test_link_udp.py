@@ -61,8 +61,8 @@ def test_heartbeats_are_marked_network_control(lab: Lab) -> None:
             link = UdpLink("net", addr, [], PORT)
             await _start(lab, "a", link, Inbox())
             try:
-                assert link._transport is not None
-                sock = link._transport.get_extra_info("socket")
+                sock = link._sock
+                assert sock is not None
                 if sock.family == socket.AF_INET6:
                     tos = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS)
                 else:
