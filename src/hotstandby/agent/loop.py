@@ -165,6 +165,8 @@ class Agent:
         self._admin_counter = 0
         self.stored = StoredState()
         self._decoded: dict[bytes, Heartbeat] = {}
+        # Who may send us heartbeats, computed once: checked for every datagram.
+        self._peers = frozenset(n for n in cluster.node_names if n != node)
         # A step's commands are being carried out (or wait in the queue to be):
         # events arriving meanwhile queue behind them. True until the engine boots.
         self._busy = True
@@ -268,7 +270,8 @@ class Agent:
             return False
         commands = self.engine.step(event, self.clock())
         self._arm()
-        if self.stopped.is_set() or any(isinstance(c, Persist) for c in commands):
+        # Most steps (a beat's copies) command nothing: spare them the scan.
+        if commands and (self.stopped.is_set() or any(isinstance(c, Persist) for c in commands)):
             # The state file must be written before the commands after it: the agent
             # task carries them out in order, and nothing else steps meanwhile.
             self._busy = True
@@ -320,7 +323,7 @@ class Agent:
             if len(self._decoded) >= DECODED_KEPT:
                 del self._decoded[next(iter(self._decoded))]
             self._decoded[data] = beat
-        if beat.sender == self.node or beat.sender not in self.cluster.node_names:
+        if beat.sender not in self._peers:
             self._drop(link, "unknown_sender", f"from {beat.sender!r}")
             return
         refused = self.guards[link].admit(beat.sender, beat.boot, beat.seq)
@@ -329,7 +332,11 @@ class Agent:
             return
         stats = self.stats[link]
         stats.received += 1
-        echo = next((seq for name, seq in beat.heard if name == self.node), None)
+        echo = None
+        for name, seq in beat.heard:
+            if name == self.node:
+                echo = seq
+                break
         self.quality.received(link, beat.sender, beat.boot, beat.seq, echo, self.clock())
         event = HeartbeatReceived(link, beat)
         if not self._step_at_once(event):
