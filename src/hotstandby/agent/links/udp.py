@@ -23,9 +23,6 @@ SockAddr = tuple[Any, ...]
 # (the codec drops it as oversized). asyncio's datagram transport reads 256 KiB at a time,
 # which costs every datagram an mmap, an mremap and a munmap of a fresh buffer.
 RECV_SIZE = MAX_MESSAGE + 1
-# Datagrams read per wakeup at most: what waits on the socket (beats of several peers, or
-# a backlog after a stall) is read in one wakeup, and a flood cannot hold the loop.
-READ_BATCH = 16
 
 
 def _resolve(address: str, port: int) -> tuple[socket.AddressFamily, SockAddr]:
@@ -99,24 +96,24 @@ class UdpLink:
         self._sock, self._loop, self._deliver = sock, loop, deliver
 
     def _on_readable(self) -> None:
+        # One datagram per call: the loop polls level-triggered, so another waiting one
+        # calls again at once, and an idle pair never pays for a read that finds nothing.
         sock, deliver = self._sock, self._deliver
-        for _ in range(READ_BATCH):
-            if sock is None or deliver is None:
-                return  # closed by a step of an earlier datagram
-            try:
-                data, addr = sock.recvfrom(RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as err:
-                # Nothing asks for ICMP errors (no IP_RECVERR), so this is rare: count it;
-                # the socket stays watched and the next datagram is read as usual.
-                self.stats.drop(f"read_{errno.errorcode.get(err.errno or 0, 'OSError')}")
-                return
-            if not self.is_peer(addr[0]):
-                self.stats.drop("unknown_source")
-                continue
-            deliver(self.name, data)
-            sock, deliver = self._sock, self._deliver
+        if sock is None or deliver is None:
+            return
+        try:
+            data, addr = sock.recvfrom(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:
+            # Nothing asks for ICMP errors (no IP_RECVERR), so this is rare: count it; the
+            # socket stays watched and the next datagram is read as usual.
+            self.stats.drop(f"read_{errno.errorcode.get(err.errno or 0, 'OSError')}")
+            return
+        if not self.is_peer(addr[0]):
+            self.stats.drop("unknown_source")
+            return
+        deliver(self.name, data)
 
     def send(self, message: bytes) -> None:
         """Send one datagram to every peer; failures are counted, never raised."""
