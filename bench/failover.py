@@ -1,7 +1,7 @@
 """What a client sees when the active node fails: hotstandby and keepalived side by side.
 
     python bench/failover.py [--reps N] [--quick] [--only hotstandby|keepalived] [--json]
-                             [--soak SECONDS] [--idle-seconds S]
+                             [--soak SECONDS] [--idle-seconds S] [--idle-only] [--prefix P]
 
 Needs root (network namespaces). Every repetition builds a fresh lab (namespaces "hsb-..."),
 starts the system under test on nodes a and b, a TCP echo service on both, and a client that
@@ -33,6 +33,7 @@ from hotstandby.lab.cluster import ClusterSpec, LabCluster
 from hotstandby.lab.faults import ingress_cut
 from hotstandby.lab.power import process_tree
 from hotstandby.lab.prober import outage
+from idle_floor import run_floor
 from keepalived_lab import (
     DEFAULTS,
     TUNED,
@@ -44,7 +45,8 @@ from keepalived_lab import (
     keepalived_version,
 )
 
-PREFIX = "hsb"
+PREFIX = "hsb"  # the labs' namespace prefix (--prefix)
+FLOOR = "bare asyncio floor"  # the idle table's row of bench/idle_floor.py
 NODES = ("a", "b")
 SERVICE_PORT = 7777
 HEARTBEAT_PORT = 694  # hotstandby's default UDP heartbeat port (both udp links use it)
@@ -347,6 +349,12 @@ class Keepalived:
         self.ka.close()
 
 
+def set_prefix(prefix: str) -> None:
+    """Name this run's labs `PREFIX-XXXX-*` (another run on the machine may use the default)."""
+    global PREFIX  # one setting for the whole run, read where the labs are made
+    PREFIX = prefix
+
+
 @contextlib.contextmanager
 def running(profile: Profile) -> Iterator[tuple[Lab, System, dict[str, LabProcess]]]:
     """A fresh lab with the echo services and the system under test, removed on exit."""
@@ -460,10 +468,18 @@ def measure_idle(profiles: Sequence[Profile], seconds: float) -> dict[str, dict[
         for profile, _, system, _ in setups:
             for node in NODES:
                 start[(profile.name, node)] = {p: _ticks(p) for p in system.agent_pids(node)}
+        # The floor in the same window, so a loaded machine shows in both: a bare asyncio
+        # loop moving the same datagrams (bench/idle_floor.py, on the host's loopback).
+        floor: list[tuple[float, int]] = []
+        floor_thread = threading.Thread(
+            target=lambda: floor.extend(run_floor(0.1, 3, seconds)), daemon=True
+        )
+        floor_thread.start()
         began = time.monotonic()
         # A fixed measuring window: nothing to await, the point is to let time pass.
         time.sleep(seconds)
         took = time.monotonic() - began
+        floor_thread.join(timeout=60)
         out: dict[str, dict[str, Idle]] = {}
         for profile, _, system, _ in setups:
             out[profile.name] = {}
@@ -477,6 +493,9 @@ def measure_idle(profiles: Sequence[Profile], seconds: float) -> dict[str, dict[
                 out[profile.name][roles[profile.name][node]] = Idle(
                     100.0 * ticks / hz / took, rss / 1024
                 )
+        if len(floor) == 2:
+            # Its two processes are peers, not an active and a standby: a and b, no memory.
+            out[FLOOR] = {"active": Idle(floor[0][0], 0.0), "standby": Idle(floor[1][0], 0.0)}
         return out
 
 
@@ -689,6 +708,12 @@ def render(results: dict[str, Any]) -> str:
         out += [head, "-" * len(head)]
         for name, by_role in results["idle"].items():
             a, s = by_role["active"], by_role["standby"]
+            if name == FLOOR:
+                out.append(
+                    f"{name:<22} {a['cpu_percent']:>9.2f}% {s['cpu_percent']:>10.2f}% "
+                    f"{'-':>11} {'-':>12}  (its processes a and b, same window)"
+                )
+                continue
             out.append(
                 f"{name:<22} {a['cpu_percent']:>9.2f}% {s['cpu_percent']:>10.2f}% "
                 f"{a['rss_mib']:>7.1f} MiB {s['rss_mib']:>8.1f} MiB"
@@ -751,7 +776,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-idle", action="store_true")
     parser.add_argument("--no-lan-cut", action="store_true")
+    parser.add_argument(
+        "--idle-only",
+        action="store_true",
+        help="only the idle CPU and memory (no outage scenarios, no LAN cut)",
+    )
+    parser.add_argument(
+        "--prefix", default=PREFIX, help=f"the labs' namespace prefix (default {PREFIX})"
+    )
     args = parser.parse_args(argv)
+    set_prefix(args.prefix)
+    if args.idle_only:
+        args.scenarios, args.no_idle, args.no_lan_cut = "", False, True
     reason = skip_reason()
     if reason is not None:
         print(f"bench/failover.py: {reason}", file=sys.stderr)

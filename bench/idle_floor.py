@@ -53,6 +53,17 @@ async def _serve(side: int, interval: float, links: int, seconds: float) -> None
     print(f"{100 * cpu / seconds:.3f} {counter.received}", flush=True)
 
 
+def run_floor(interval: float, links: int, seconds: float) -> list[tuple[float, int]]:
+    """Both sides for `seconds` (after a 1 s start): each one's CPU (% of a core) and count."""
+    argv0 = [sys.executable, os.path.abspath(__file__), "--interval", str(interval)]
+    argv0 += ["--links", str(links), "--seconds", str(seconds), "--side"]
+    sides = [
+        subprocess.Popen([*argv0, str(side)], stdout=subprocess.PIPE, text=True) for side in (0, 1)
+    ]
+    outs = [p.communicate(timeout=seconds + 30)[0].split() for p in sides]
+    return [(float(cpu), int(got)) for cpu, got in outs]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both sides and print what each cost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,13 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.side is not None:
         asyncio.run(_serve(args.side, args.interval, args.links, args.seconds))
         return 0
-    argv0 = [sys.executable, os.path.abspath(__file__), "--interval", str(args.interval)]
-    argv0 += ["--links", str(args.links), "--seconds", str(args.seconds), "--side"]
     began = time.monotonic()
-    sides = [
-        subprocess.Popen([*argv0, str(side)], stdout=subprocess.PIPE, text=True) for side in (0, 1)
-    ]
-    outs = [p.communicate(timeout=args.seconds + 30)[0].split() for p in sides]
+    outs = run_floor(args.interval, args.links, args.seconds)
     rate = args.links / args.interval
     print(
         f"bare asyncio, {args.links} links, a datagram each way every {args.interval * 1000:g} ms "
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.monotonic() - began:.0f} s run on {socket.gethostname()}:"
     )
     for side, (cpu, got) in zip(("a", "b"), outs, strict=True):
-        print(f"  process {side}: {float(cpu):.2f}% of one core, {got} datagrams received")
+        print(f"  process {side}: {cpu:.2f}% of one core, {got} datagrams received")
     return 0
 
 

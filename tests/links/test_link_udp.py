@@ -8,7 +8,10 @@ import socket
 import pytest
 
 from hotstandby.agent.links import CS6, UdpLink
+from hotstandby.core.messages import Heartbeat, Role
 from hotstandby.lab import CLIENT, Lab
+from hotstandby.wire import Codec, WireError
+from hotstandby.wire.codec import MAX_MESSAGE
 from tests.links.linkhelp import Inbox, WatchedStats, in_netns
 
 pytestmark = pytest.mark.lab
@@ -61,8 +64,8 @@ def test_heartbeats_are_marked_network_control(lab: Lab) -> None:
             link = UdpLink("net", addr, [], PORT)
             await _start(lab, "a", link, Inbox())
             try:
-                assert link._transport is not None
-                sock = link._transport.get_extra_info("socket")
+                sock = link._sock
+                assert sock is not None
                 if sock.family == socket.AF_INET6:
                     tos = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS)
                 else:
@@ -131,5 +134,35 @@ def test_close_releases_the_port(lab: Lab) -> None:
         # Without SO_REUSEADDR a second bind fails while any socket still holds the port.
         with in_netns(a.ns), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
             s.bind((a.lan_ipv6, PORT))
+
+    asyncio.run(scenario())
+
+
+def test_a_datagram_longer_than_any_heartbeat_still_reads_as_too_long(lab: Lab) -> None:
+    a, b = lab.node("a"), lab.node("b")
+
+    async def scenario() -> None:
+        link_a = UdpLink("lan", a.lan_ipv4, [b.lan_ipv4], PORT)
+        link_b = UdpLink("lan", b.lan_ipv4, [a.lan_ipv4], PORT)
+        inbox_a = Inbox()
+        await _start(lab, "a", link_a, inbox_a)
+        await _start(lab, "b", link_b, Inbox())
+        try:
+            # The link reads a heartbeat-sized buffer: the rest of a long datagram is cut,
+            # but what is delivered is still longer than any heartbeat, so the codec drops
+            # it as oversized instead of trying to parse a stub.
+            codec = Codec("c", b"k" * 32)
+            beat = Heartbeat(sender="b", boot=1, seq=1, epoch=0, role=Role.STANDBY, holds=False)
+            link_b.send(codec.encode(beat) + b"x" * 3 * MAX_MESSAGE)
+            link_b.send(b"beat")
+            name, data = await inbox_a.next()
+            assert name == "lan" and len(data) > MAX_MESSAGE
+            with pytest.raises(WireError) as err:
+                codec.decode(data)
+            assert err.value.reason == "oversized"
+            assert await inbox_a.next() == ("lan", b"beat")
+        finally:
+            await link_a.close()
+            await link_b.close()
 
     asyncio.run(scenario())

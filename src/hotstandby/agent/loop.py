@@ -172,10 +172,15 @@ class Agent:
         self._admin_counter = 0
         self.stored = StoredState()
         self._decoded: dict[bytes, Heartbeat] = {}
+        # Who may send us heartbeats, computed once: checked for every datagram.
+        self._peers = frozenset(n for n in cluster.node_names if n != node)
         # A step's commands are being carried out (or wait in the queue to be):
         # events arriving meanwhile queue behind them. True until the engine boots.
         self._busy = True
-        self._waiting: asyncio.Timeout | None = None  # the idle agent task's timer
+        # The engine's next deadline, kept by a plain timer callback rather than by a
+        # timeout around the agent task's wait: a deadline then costs one callback, not
+        # a cancellation thrown into the task, a new timeout and a new future each time.
+        self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None  # the engine deadline that timer is for
 
     # ------------------------------------------------------------ running
@@ -202,6 +207,7 @@ class Agent:
                 else:
                     await self._step(item)
         finally:
+            self._disarm()
             pending = list(self.tasks)
             for task in pending:
                 task.cancel()
@@ -214,33 +220,40 @@ class Agent:
                 await link.close()
 
     async def _next_event(self) -> Event | _Carry:
-        if not self.queue.empty():
-            # Events already waiting need no timer: the deadline check below costs
-            # a timer handle per event, the most frequent work of an idle agent.
-            deadline = self.engine.next_deadline()
-            if deadline is None or deadline > self.clock():
-                return self.queue.get_nowait()
-            return Tick()
-        deadline = self._armed_for = self.engine.next_deadline()
-        # asyncio.timeout_at, not wait_for: on Python 3.11 wait_for swallows a
-        # cancellation that arrives together with an event, and the agent's task
-        # would then run on after being cancelled.
-        try:
-            async with asyncio.timeout_at(self._loop_time(deadline)) as self._waiting:
-                return await self.queue.get()
-        except TimeoutError:
-            return Tick()
-        finally:
-            self._waiting = None
+        # No timeout here: the engine's deadlines come as Ticks from `_on_deadline`.
+        return await self.queue.get()
 
-    def _loop_time(self, deadline: float | None) -> float | None:
+    def _loop_time(self, deadline: float) -> float:
         """The event loop's time at which our clock reaches `deadline`."""
-        if deadline is None:
-            return None
         return asyncio.get_running_loop().time() + max(0.0, deadline - self.clock())
 
+    def _arm(self) -> None:
+        """Keep the deadline timer on the engine's next deadline (after every step)."""
+        deadline = self.engine.next_deadline()
+        if deadline == self._armed_for and (deadline is None or self._timer is not None):
+            return  # most steps leave the deadline where it was: keep the timer
+        self._disarm()
+        if deadline is not None:
+            self._armed_for = deadline
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(self._loop_time(deadline), self._on_deadline)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._armed_for = None
+
+    def _on_deadline(self) -> None:
+        self._timer = self._armed_for = None
+        tick = Tick()
+        if not self._step_at_once(tick):
+            # Behind a step being carried out, or events waiting their turn: in order.
+            self.queue.put_nowait(tick)
+
     async def _step(self, event: Event) -> None:
-        await self._carry_out(self.engine.step(event, self.clock()))
+        commands = self.engine.step(event, self.clock())
+        self._arm()
+        await self._carry_out(commands)
 
     async def _carry_out(self, commands: Sequence[Command]) -> None:
         self._busy = True
@@ -257,12 +270,15 @@ class Agent:
 
     def _step_at_once(self, event: Event) -> bool:
         """Step `event` from a callback, sparing it the trip through the queue and the
-        agent task (most of an idle agent's work is heartbeats); False when it must queue:
-        a step is being carried out, or earlier events wait their turn."""
+        agent task (most of an idle agent's work is heartbeats and the beat timer);
+        False when it must queue: a step is being carried out, or earlier events wait
+        their turn."""
         if self._busy or not self.queue.empty():
             return False
         commands = self.engine.step(event, self.clock())
-        if self.stopped.is_set() or any(isinstance(c, Persist) for c in commands):
+        self._arm()
+        # Most steps (a beat's copies) command nothing: spare them the scan.
+        if commands and (self.stopped.is_set() or any(isinstance(c, Persist) for c in commands)):
             # The state file must be written before the commands after it: the agent
             # task carries them out in order, and nothing else steps meanwhile.
             self._busy = True
@@ -278,13 +294,6 @@ class Agent:
             self._busy = False
         if self.stopped.is_set():
             self.queue.put_nowait(_Carry(()))  # wake the agent task to end the loop
-        elif self._waiting is not None and not self._waiting.expired():
-            # The waiting task armed its timer for the deadline before this step (an
-            # expired timer wakes it anyway, to a Tick that sees the new deadline).
-            deadline = self.engine.next_deadline()
-            if deadline != self._armed_for:
-                self._armed_for = deadline
-                self._waiting.reschedule(self._loop_time(deadline))
         return True
 
     def submit(self, event: Event) -> None:
@@ -321,7 +330,7 @@ class Agent:
             if len(self._decoded) >= DECODED_KEPT:
                 del self._decoded[next(iter(self._decoded))]
             self._decoded[data] = beat
-        if beat.sender == self.node or beat.sender not in self.cluster.node_names:
+        if beat.sender not in self._peers:
             self._drop(link, "unknown_sender", f"from {beat.sender!r}")
             return
         refused = self.guards[link].admit(beat.sender, beat.boot, beat.seq)
@@ -330,7 +339,11 @@ class Agent:
             return
         stats = self.stats[link]
         stats.received += 1
-        echo = next((seq for name, seq in beat.heard if name == self.node), None)
+        echo = None
+        for name, seq in beat.heard:
+            if name == self.node:
+                echo = seq
+                break
         self.quality.received(link, beat.sender, beat.boot, beat.seq, echo, self.clock())
         event = HeartbeatReceived(link, beat)
         if not self._step_at_once(event):

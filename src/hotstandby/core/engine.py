@@ -64,6 +64,14 @@ TOKEN_BOOT_MASK = (1 << 43) - 1  # a claim token: low boot bits, then a 20-bit c
 INF = float("inf")
 FENCE_RETRY = 1.0  # seconds between fence attempts after a failure
 MAX_DECISIONS = 8  # role changes evaluated in one step before yielding
+# The active node beats this much faster than the interval, and every node answers a peer's
+# new heartbeat with its own when that is due within ANSWER_WINDOW of an interval: the
+# active's beat then reaches a standby a little before the standby's own would be due, so
+# the standby sends in the wakeup that received it instead of waking again for a timer.
+# Heartbeats only ever go out earlier than the interval, never later: every timing rule
+# that counts on "at most one interval apart" holds as before.
+ACTIVE_PACE = 15 / 16
+ANSWER_WINDOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,7 @@ class Engine:
         self.ignored_claims: set[int] = set()
         self.next_beat = 0.0
         self.beat_now = False
+        self._answer = False  # this step took a peer's new heartbeat
         self.initial_deadline = 0.0
         self.failback_since: float | None = None
         self.intents: list[tuple[Intent, float]] = []
@@ -202,7 +211,7 @@ class Engine:
             entry = Reject("the agent has not booted yet")
         if isinstance(entry, Reject):
             return [Rejected(event, Reason("table.reject", entry.why))]
-        self._copy_only = False
+        self._copy_only = self._answer = False
         try:
             getattr(self, entry)(event)
         except _RejectedError as rejection:
@@ -252,6 +261,7 @@ class Engine:
             # most of an idle node's events, one per link per beat.
             self._copy_only = was_up
             return
+        self._answer = True
         for name, seq in beat.heard:
             if name == self.name and seq in self.sent_at:
                 sent = self.sent_at[seq]
@@ -1374,10 +1384,14 @@ class Engine:
         self._wake(self.next_renew)
 
     def _tend_heartbeat(self) -> None:
-        if self.beat_now or self.now >= self.next_beat:
+        interval = self.timers.interval
+        due = self.beat_now or self.now >= self.next_beat
+        if due or (self._answer and self.now >= self.next_beat - ANSWER_WINDOW * interval):
             self.beat_now = False
-            self.next_beat = self.now + self.timers.interval
-            self._out.append(SendHeartbeat(self._heartbeat()))
+            pace = interval * ACTIVE_PACE if self.role is Role.ACTIVE else interval
+            self.next_beat = self.now + pace
+            reason = Reason("heartbeat.interval" if due else "heartbeat.answer")
+            self._out.append(SendHeartbeat(self._heartbeat(), reason))
         self._wake(self.next_beat)
 
     def _heartbeat(self) -> Heartbeat:

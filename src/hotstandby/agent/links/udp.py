@@ -6,9 +6,10 @@ import asyncio
 import errno
 import socket
 from collections.abc import Iterable
-from typing import Any, Protocol, cast
+from typing import Any
 
 from hotstandby.agent.ports import Deliver, LinkStats
+from hotstandby.wire.codec import MAX_MESSAGE
 
 # DSCP CS6 ("network control", 48) in the upper six bits of the TOS / traffic class byte:
 # queued ahead of bulk traffic by any QoS-aware switch, and on Linux IPv4 it also raises
@@ -18,9 +19,10 @@ CS6 = 48 << 2
 SockAddr = tuple[Any, ...]
 
 
-class _Buffered(Protocol):
-    # asyncio's selector datagram transport has this; typeshed's DatagramTransport does not.
-    def get_write_buffer_size(self) -> int: ...
+# Read size: one more byte than any heartbeat, so a longer datagram still reads as too long
+# (the codec drops it as oversized). asyncio's datagram transport reads 256 KiB at a time,
+# which costs every datagram an mmap, an mremap and a munmap of a fresh buffer.
+RECV_SIZE = MAX_MESSAGE + 1
 
 
 def _resolve(address: str, port: int) -> tuple[socket.AddressFamily, SockAddr]:
@@ -55,15 +57,18 @@ class UdpLink:
             self.peers.append(sockaddr)
         self._sources = {_host_key(self.family, p[0]) for p in self.peers}
         self.tos = tos
-        self._transport: asyncio.DatagramTransport | None = None
-        self._protocol: _Protocol | None = None
+        # A bare non-blocking socket watched by the loop, not an asyncio transport: an
+        # idle agent's CPU is mostly what each heartbeat costs to read and send.
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deliver: Deliver | None = None
 
     @property
     def address(self) -> SockAddr:
         """The socket's bound address (its port too, useful when configured as 0)."""
-        if self._transport is None:
+        if self._sock is None:
             raise RuntimeError(f"link {self.name} is not started")
-        sockname: SockAddr = self._transport.get_extra_info("sockname")
+        sockname: SockAddr = self._sock.getsockname()
         return sockname
 
     def is_peer(self, host: str) -> bool:
@@ -83,57 +88,56 @@ class UdpLink:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, self.tos)
             sock.setblocking(False)
             sock.bind(self.local)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(sock.fileno(), self._on_readable)
         except BaseException:
             sock.close()
             raise
-        loop = asyncio.get_running_loop()
-        protocol = _Protocol(self, deliver)
-        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
-        self._transport, self._protocol = transport, protocol
+        self._sock, self._loop, self._deliver = sock, loop, deliver
+
+    def _on_readable(self) -> None:
+        # One datagram per call: the loop polls level-triggered, so another waiting one
+        # calls again at once, and an idle pair never pays for a read that finds nothing.
+        sock, deliver = self._sock, self._deliver
+        if sock is None or deliver is None:
+            return
+        try:
+            data, addr = sock.recvfrom(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:
+            # Nothing asks for ICMP errors (no IP_RECVERR), so this is rare: count it; the
+            # socket stays watched and the next datagram is read as usual.
+            self.stats.drop(f"read_{errno.errorcode.get(err.errno or 0, 'OSError')}")
+            return
+        if not self.is_peer(addr[0]):
+            self.stats.drop("unknown_source")
+            return
+        deliver(self.name, data)
 
     def send(self, message: bytes) -> None:
         """Send one datagram to every peer; failures are counted, never raised."""
-        transport, protocol = self._transport, self._protocol
-        if transport is None or protocol is None or transport.is_closing():
-            for _ in self.peers:
-                self.stats.fail_send("not_open")
-            return
+        sock = self._sock
         for peer in self.peers:
-            if cast(_Buffered, transport).get_write_buffer_size() > 0:
-                # The kernel refused an earlier datagram (EAGAIN) and asyncio queued it;
-                # queueing more would only deliver stale heartbeats later.
-                self.stats.fail_send("buffer_full")
+            if sock is None:
+                self.stats.fail_send("not_open")
                 continue
-            protocol.send_error = None
-            # An immediate OSError comes back synchronously through error_received.
-            transport.sendto(message, peer)
-            if protocol.send_error is None:
+            try:
+                sock.sendto(message, peer)
+            except BlockingIOError:
+                # The socket's send buffer is full: drop rather than queue, as a queued
+                # heartbeat would only arrive stale after the next one.
+                self.stats.fail_send("buffer_full")
+            except OSError as err:
+                self.stats.fail_send(errno.errorcode.get(err.errno or 0, type(err).__name__))
+            else:
                 self.stats.sent += 1
 
     async def close(self) -> None:
-        """Close the socket."""
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.close()
-            # Let connection_lost run so the fd is really closed when close() returns.
-            await asyncio.sleep(0)
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, link: UdpLink, deliver: Deliver) -> None:
-        self.link = link
-        self.deliver = deliver
-        self.send_error: Exception | None = None
-
-    def datagram_received(self, data: bytes, addr: SockAddr) -> None:
-        if not self.link.is_peer(addr[0]):
-            self.link.stats.drop("unknown_source")
-            return
-        self.deliver(self.link.name, data)
-
-    def error_received(self, exc: Exception) -> None:
-        # Without IP_RECVERR the kernel reports nothing asynchronous on an unconnected
-        # UDP socket, so every error here belongs to a sendto.
-        code = exc.errno if isinstance(exc, OSError) else None
-        self.send_error = exc
-        self.link.stats.fail_send(errno.errorcode.get(code or 0, type(exc).__name__))
+        """Stop watching and close the socket (the port is free when this returns)."""
+        sock, self._sock = self._sock, None
+        self._deliver = None
+        if sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
