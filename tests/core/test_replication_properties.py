@@ -7,7 +7,7 @@ evidence, synchronous with both choices on a lost replica. Deterministic and bou
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, Phase, example, find, given, settings
 from hypothesis import strategies as st
 
 from hotstandby.config.budget import evidence_time
@@ -70,6 +70,19 @@ def play(
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(st.sampled_from(MODES), st.sampled_from(list(OnReplicaLost)), plans)
+# Found by this search once: beta, primary since a switchover, loses power; alpha takes over
+# and commits, then is cut from the witness and demotes; beta comes back. The election must
+# pick alpha, the last primary, not beta, whose stored state says it was active.
+@example(
+    ArbitrationMode.WITNESS,
+    OnReplicaLost.DEGRADE,
+    [
+        (("switchover", "alpha", ("", ""), False), 2.0),
+        (("power", "beta", ("", ""), True), 7.0),
+        (("arbiter", "alpha", ("", ""), True), 4.0),
+        (("power", "beta", ("", ""), False), 1.0),
+    ],
+)
 def test_no_fault_loses_an_acknowledged_commit(
     mode: ArbitrationMode, on_lost: OnReplicaLost, plan: Plan
 ) -> None:

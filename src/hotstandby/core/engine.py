@@ -268,7 +268,7 @@ class Engine:
                 if peer.acked_sent_at is None or sent > peer.acked_sent_at:
                     peer.acked_sent_at = sent
         if self.repl is not None:
-            self.repl.on_beat(beat)
+            self.repl.on_beat(beat, self.epoch)
         if beat.digest and self.cluster.digest and beat.digest != self.cluster.digest[:16]:
             if not peer.digest_warned:
                 peer.digest_warned = True

@@ -20,9 +20,10 @@ commits block while a replica is away.
 A standby believes its copy promotable while the holder's newest heartbeat lists it (and,
 degrading, until that lapse). The takeover rule gains one condition: a standby that lost
 the primary arbitrates, and takes over, only while it believes its copy promotable. A node
-that held the group last (as persisted) counts as promotable only in an election, with
-every node in view, never to take over alone: it cannot know whether a newer primary came
-after it.
+that held the group last (as persisted, or in this run until a later term is heard of)
+counts as promotable only in an election, with every node in view, never to take over
+alone: it cannot know whether a newer primary came after it; a peer at a higher epoch ends
+that claim.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ class Replicas:
     def stop_primary(self) -> None:
         """The resource no longer runs here as primary."""
         self.primary = False
+        # Its copy is the newest this node knows of until it hears of a later primary term:
+        # after a release that no one took over (an isolated primary's demotion), an
+        # election must pick this copy, not an older one.
+        self.last_primary = True
         self.required.clear()
         self.caught_up.clear()
         self.dropping.clear()
@@ -282,8 +287,11 @@ class Replicas:
 
     # ------------------------------------------------------------ the standby
 
-    def on_beat(self, beat: Heartbeat) -> None:
-        """A newer heartbeat from a peer: a holder's word on who may be promoted."""
+    def on_beat(self, beat: Heartbeat, epoch: int) -> None:
+        """A newer heartbeat from a peer (this node at `epoch`): a holder's word on who may
+        be promoted."""
+        if beat.epoch > epoch:
+            self.last_primary = False  # a later primary term: this copy may be older
         if beat.holds and beat.role in HOLDER_ROLES:
             if beat.sender != self.holder and beat.epoch >= self.holder_epoch:
                 self.next_follow = 0.0  # a new primary: follow it now

@@ -508,6 +508,7 @@ class ReplicatedPostgres(PostgresResource):
         except DataError as err:
             return await self._rebuild(primary, str(err), diverged=True)
         if not check.needed:
+            self._step("follow: no rewind required")
             pg_rewind.write_standby_signal(p.pgdata, p.user)
             return await self._start_replica(primary, ["no rewind required"])
         where = f"diverged at WAL location {check.diverged_at} on timeline {check.timeline}"
