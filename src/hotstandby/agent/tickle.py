@@ -1,0 +1,171 @@
+"""Tickle ACKs: free the clients of a frozen active node when its floating address moves.
+
+A client whose request the old active node's kernel acknowledged sends nothing more and
+waits for the answer; if that node froze (processes stopped, kernel alive) and was then
+fenced, no FIN ever comes and the client waits for a kernel timeout, often forever. So the
+active node reads its established connections on the floating addresses
+(`established`, from /proc/self/net/tcp and tcp6 of its own network namespace) and sends
+them to its peers (wire/connlist.py). After the node taking over has added the address, it
+sends each remembered client a TCP ACK with a wrong sequence number from the floating
+address and server port (`send_tickles`): the client answers with a challenge ACK (RFC 5961)
+or an out-of-window ACK, which reaches the new holder, whose kernel knows no such connection
+and answers with a RST: the client's call fails at once and it reconnects.
+
+The kernel answers out-of-window ACKs at most once per tcp_invalid_ratelimit (500 ms by
+default) per connection, so the three rounds are spaced more than that apart: a first ACK
+lost (a client's neighbour cache still pointing at the old node) is made up by the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+import struct
+from collections.abc import Iterable, Sequence
+from ipaddress import IPv4Address, IPv6Address
+
+from hotstandby.wire.connlist import Connection, IPAddress
+
+log = logging.getLogger(__name__)
+
+PROC_TCP = {4: "/proc/self/net/tcp", 6: "/proc/self/net/tcp6"}
+ESTABLISHED = "01"
+ROUNDS = 3
+ROUND_INTERVAL = 0.6  # over the kernel's default tcp_invalid_ratelimit of 500 ms
+WINDOW = 1024
+_ACK = 0x10
+
+
+# ---- reading the connections -----------------------------------------------------------------
+
+
+def proc_hex(address: IPAddress) -> str:
+    """How /proc/net/tcp{,6} writes `address`: each 32-bit word in host byte order, in hex."""
+    raw = address.packed
+    words = struct.unpack(f"={len(raw) // 4}I", raw)
+    return "".join(f"{w:08X}" for w in words)
+
+
+def _from_hex(text: str) -> IPAddress:
+    words = [int(text[i : i + 8], 16) for i in range(0, len(text), 8)]
+    raw = struct.pack(f"={len(words)}I", *words)
+    return IPv4Address(raw) if len(raw) == 4 else IPv6Address(raw)
+
+
+def parse_proc_tcp(text: str, wanted: Iterable[IPAddress]) -> list[Connection]:
+    """The ESTABLISHED connections in a /proc/net/tcp{,6} text whose local address is wanted."""
+    hexes = {proc_hex(a) for a in wanted}
+    if not hexes:
+        return []
+    found: list[Connection] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split(None, 4)
+        if len(fields) < 4 or fields[3] != ESTABLISHED:
+            continue
+        local, _, lport = fields[1].partition(":")
+        if local not in hexes:
+            continue
+        remote, _, rport = fields[2].partition(":")
+        try:
+            found.append(Connection(_from_hex(local), int(lport, 16),
+                                    _from_hex(remote), int(rport, 16)))  # fmt: skip
+        except ValueError:
+            continue  # a line the kernel would never write: nothing to tickle
+    return found
+
+
+def established(addresses: Sequence[IPAddress]) -> tuple[Connection, ...]:
+    """This network namespace's established TCP connections on `addresses`, sorted."""
+    found: list[Connection] = []
+    for family, path in PROC_TCP.items():
+        mine = [a for a in addresses if a.version == family]
+        if not mine:
+            continue
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                found += parse_proc_tcp(f.read(), mine)
+        except FileNotFoundError:
+            continue  # IPv6 disabled in this kernel: no tcp6 connections either
+    return tuple(sorted(found))
+
+
+# ---- the tickle segment ----------------------------------------------------------------------
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of `data`."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def tcp_segment(
+    src: IPAddress, dst: IPAddress, sport: int, dport: int, seq: int = 0, ack: int = 0
+) -> bytes:
+    """A TCP header with only ACK set and its checksum over the pseudo-header (no options)."""
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, _ACK, WINDOW, 0, 0)
+    if isinstance(src, IPv4Address):
+        pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
+    else:
+        pseudo = src.packed + dst.packed + struct.pack("!I3xB", len(header), socket.IPPROTO_TCP)
+    return header[:16] + struct.pack("!H", checksum(pseudo + header)) + header[18:]
+
+
+def _raw_socket(local: IPAddress) -> socket.socket:
+    family = socket.AF_INET if local.version == 4 else socket.AF_INET6
+    # IPPROTO_TCP without IP_HDRINCL: the kernel writes the IP header, with the bound
+    # floating address as its source, for both families alike.
+    sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    try:
+        # Only sending: a raw TCP socket also gets a copy of every TCP packet received.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        sock.bind((str(local), 0))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def send_round(conns: Sequence[Connection]) -> tuple[int, list[str]]:
+    """Send one tickle to each connection's client; (sent, errors). Never blocks."""
+    sockets: dict[IPAddress, socket.socket] = {}
+    sent, errors = 0, []
+    try:
+        for conn in conns:
+            try:
+                sock = sockets.get(conn.local)
+                if sock is None:
+                    sock = sockets[conn.local] = _raw_socket(conn.local)
+                segment = tcp_segment(conn.local, conn.remote, conn.local_port, conn.remote_port)
+                # Port 0: a raw IPv6 socket refuses any port other than its protocol's.
+                sock.sendto(segment, (str(conn.remote), 0))
+                sent += 1
+            except OSError as err:
+                errors.append(f"{conn}: {errno.errorcode.get(err.errno or 0, str(err))}")
+    finally:
+        for sock in sockets.values():
+            with contextlib.suppress(OSError):
+                sock.close()
+    return sent, errors
+
+
+async def send_tickles(
+    conns: Sequence[Connection], rounds: int = ROUNDS, interval: float = ROUND_INTERVAL
+) -> tuple[int, list[str]]:
+    """Every round of tickles, `interval` apart; (segments sent, errors)."""
+    total, errors = 0, []
+    for i in range(rounds):
+        if i:
+            await asyncio.sleep(interval)
+        # Non-blocking sends of a few dozen bytes each: quick enough for the event loop.
+        sent, failed = send_round(conns)
+        total += sent
+        errors += failed
+    return total, errors
