@@ -27,6 +27,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv6Address
 
+from hotstandby.agent.resources.announce import internet_checksum
 from hotstandby.wire.connlist import Connection, IPAddress
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ ESTABLISHED = "01"
 ROUNDS = 3
 ROUND_INTERVAL = 0.6  # over the kernel's default tcp_invalid_ratelimit of 500 ms
 WINDOW = 1024
-_ACK = 0x10
+ACK = 0x10
 
 
 # ---- reading the connections -----------------------------------------------------------------
@@ -95,26 +96,24 @@ def established(addresses: Sequence[IPAddress]) -> tuple[Connection, ...]:
 # ---- the tickle segment ----------------------------------------------------------------------
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def tcp_segment(
-    src: IPAddress, dst: IPAddress, sport: int, dport: int, seq: int = 0, ack: int = 0
+    src: IPAddress,
+    dst: IPAddress,
+    sport: int,
+    dport: int,
+    *,
+    seq: int = 0,
+    ack: int = 0,
+    flags: int = ACK,
+    window: int = WINDOW,
 ) -> bytes:
-    """A TCP header with only ACK set and its checksum over the pseudo-header (no options)."""
-    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, _ACK, WINDOW, 0, 0)
+    """A TCP header without options (a tickle: only ACK), its checksum over the pseudo-header."""
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, window, 0, 0)
     if isinstance(src, IPv4Address):
         pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
     else:
         pseudo = src.packed + dst.packed + struct.pack("!I3xB", len(header), socket.IPPROTO_TCP)
-    return header[:16] + struct.pack("!H", checksum(pseudo + header)) + header[18:]
+    return header[:16] + struct.pack("!H", internet_checksum(pseudo + header)) + header[18:]
 
 
 def _raw_socket(local: IPAddress) -> socket.socket:
