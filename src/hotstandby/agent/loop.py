@@ -25,8 +25,8 @@ from hotstandby.agent.ports import (
     HeartbeatLink,
     ReplicatedAdapter,
     ResourceAdapter,
+    TickledAdapter,
 )
-from hotstandby.agent.resources.ip import IpResource
 from hotstandby.agent.state_store import StateStore, StoredState
 from hotstandby.agent.tickle import established, send_tickles
 from hotstandby.core.cluster import Cluster, LinkKind
@@ -481,11 +481,11 @@ class Agent:
             and command.action is Action.START
             and taking_over
             and not command.released
-            and isinstance(adapter, IpResource)
-            and adapter.params.tickle
+            and isinstance(adapter, TickledAdapter)
+            and adapter.tickle_addresses
         ):
             # The old holder did not let go cleanly: it may have frozen with clients waiting.
-            await self._tickle(command.resource, adapter.addresses)
+            await self._tickle(command.resource, adapter.tickle_addresses)
         if (
             outcome is Outcome.OK
             and command.action in (Action.START, Action.MONITOR)
@@ -628,12 +628,12 @@ class Agent:
         """The floating addresses of ip resources with tickles on (only running ones)."""
         found: list[IPAddress] = []
         for name, adapter in self.adapters.resources.items():
-            if not isinstance(adapter, IpResource) or not adapter.params.tickle:
+            if not isinstance(adapter, TickledAdapter):
                 continue
             view = self.engine.group.by_name.get(name)
             if running and (view is None or view.state is not ResState.RUNNING):
                 continue
-            found += adapter.addresses
+            found += adapter.tickle_addresses
         return found
 
     async def _publish_connections(self) -> None:

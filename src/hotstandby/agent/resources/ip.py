@@ -328,11 +328,15 @@ class IpResource:
         self.name = name
         self.params = params
         self._wanted = tuple(a.address for a in params.addresses)
-        self.addresses: tuple[IPAddress, ...] = self._wanted
         # Start and stop must not interleave: a stop running between a start's probe and its
         # add would leave the address configured after the stop returned.
         self._lock = asyncio.Lock()
         self._announcer: asyncio.Task[None] | None = None
+
+    @property
+    def tickle_addresses(self) -> tuple[IPAddress, ...]:
+        """The addresses whose clients a takeover tickles (none with tickle = false)."""
+        return self._wanted if self.params.tickle else ()
 
     async def run(self, action: Action, *, released: bool = False) -> ActionResult:
         """Carry out start, stop, monitor or probe."""
