@@ -15,7 +15,7 @@ import pytest
 
 from hotstandby.agent import loop
 from hotstandby.core.messages import AdminAction, Role
-from hotstandby.wire.connlist import MAGIC
+from hotstandby.wire.connlist import MAGIC, Chunk, Connection
 
 from ..agent.fakes import FakeResource
 from ..agent.harness import Node, Pair, drive
@@ -101,11 +101,17 @@ def test_a_switchover_tickles_nobody(tmp_path: Path, connection: int) -> None:
         p.start()
         await p.settled()
         await p.until(lambda: knows(p.beta, "alpha", connection), "beta learns the list")
+        # A releasing alpha soon sends an empty list; this one (a far newer generation of
+        # alpha's boot) stays, so only the start's `released` keeps beta from tickling it.
+        stale = (Connection(LOOPBACK, connection, LOOPBACK, 9),)
+        boot = p.alpha.agent.boot_id
+        assert p.beta.agent.connlists.add(Chunk("alpha", boot, 1, 10**9, 0, 1, stale))
         reply = await p.alpha.agent.admin(AdminAction.SWITCHOVER)
         assert reply.ok
         await p.until(lambda: p.beta.role is Role.ACTIVE, "beta active")
         # alpha stopped cleanly: its connections were closed or will fail by themselves.
         await p.until(lambda: knows(p.alpha, "beta", connection), "alpha learns beta's list")
+        assert p.beta.agent.connlists.connections("alpha") == stale
         assert not p.beta.records("resource.tickle")
 
     drive(tmp_path, body, start=False, timeout=20)
@@ -125,9 +131,7 @@ def test_without_tickled_addresses_no_list_is_sent(tmp_path: Path, connection: i
     drive(tmp_path, body, start=False, timeout=20)
 
 
-def test_forged_and_replayed_lists_are_dropped_and_counted(
-    tmp_path: Path, connection: int
-) -> None:
+def test_forged_and_replayed_lists_are_dropped_and_counted(tmp_path: Path, connection: int) -> None:
     async def body(p: Pair) -> None:
         tickled(p)
         p.start()

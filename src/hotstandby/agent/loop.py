@@ -28,7 +28,7 @@ from hotstandby.agent.ports import (
     TickledAdapter,
 )
 from hotstandby.agent.state_store import StateStore, StoredState
-from hotstandby.agent.tickle import established, send_tickles
+from hotstandby.agent.tickle import established, repeat_rounds, send_round
 from hotstandby.core.cluster import Cluster, LinkKind
 from hotstandby.core.engine import Engine
 from hotstandby.core.group import ResState
@@ -682,7 +682,9 @@ class Agent:
             conns = connections_on(self.connlists.connections(sender), addresses)
             if not conns:
                 continue
-            sent, errors = await send_tickles(conns)
+            # The first round at once (and in the history); the others in the background.
+            sent, errors = send_round(conns)
+            self._spawn(repeat_rounds(conns))
             self.connlists.forget(sender, addresses)
             self._record(
                 "resource.tickle",
