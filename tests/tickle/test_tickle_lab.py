@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hotstandby.lab import CLIENT, FLOATING_IPV4, Lab, LabError, LabProcess
+from hotstandby.lab import CLIENT, FLOATING_IPV4, FLOATING_IPV6, Lab, LabError, LabProcess
 from hotstandby.lab.cluster import ClusterSpec, LabCluster, fence_arbitration
 
 pytestmark = pytest.mark.lab
@@ -30,23 +30,20 @@ STILL_BLOCKED_FOR = 5.0
 
 SERVER = f"""
 import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", {PORT}))
-s.listen(16)
+s = socket.create_server(("", {PORT}), family=socket.AF_INET6, dualstack_ipv6=True)
 print("listening", flush=True)
 held = []
 while True:
     held.append(s.accept()[0])  # accepted, never answered
 """
 
-CLIENT_SCRIPT = f"""
+CLIENT_SCRIPT = """
 import socket, sys, time
-c = socket.create_connection(("{FLOATING_IPV4}", {PORT}), timeout=5)
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
 c.settimeout(None)  # blocks in recv for as long as the kernel lets it
 print("connected", c.getsockname()[1], flush=True)
 sys.stdin.readline()
-c.sendall(b"request\\n")
+c.sendall(b"request")
 print("sent", flush=True)
 try:
     data = c.recv(100)
@@ -58,9 +55,11 @@ except OSError as err:
 """
 
 
-def make_cluster(lab: Lab, tickle: bool) -> LabCluster:
+def make_cluster(lab: Lab, tickle: bool, address: str = FLOATING_IPV4) -> LabCluster:
     """The lab's cluster with fencing through the lab, tickles on or off."""
-    spec = ClusterSpec(arbitration=fence_arbitration(lab), ip_params={"tickle": tickle})
+    prefix = 64 if ":" in address else 24
+    params = {"tickle": tickle, "address": f"{address}/{prefix}"}
+    spec = ClusterSpec(arbitration=fence_arbitration(lab), ip_params=params)
     cluster = LabCluster(lab, spec)
     cluster.write()
     return cluster
@@ -79,9 +78,9 @@ def start_servers(lab: Lab) -> dict[str, LabProcess]:
 class Client:
     """The client process: connected, then told to send its request."""
 
-    def __init__(self, lab: Lab) -> None:
-        self.proc = lab.spawn(CLIENT, [sys.executable, "-c", CLIENT_SCRIPT],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    def __init__(self, lab: Lab, address: str = FLOATING_IPV4) -> None:
+        argv = [sys.executable, "-c", CLIENT_SCRIPT, address, str(PORT)]
+        self.proc = lab.spawn(CLIENT, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         words = self.proc.read_line(10).split()
         assert words[0] == "connected", words
         self.port = int(words[1])
@@ -204,3 +203,21 @@ def test_a_client_of_a_powered_off_node_is_freed_either_way(
           f"floating IP started ({when - lost_at:.3f} s after the power loss)")  # fmt: skip
     # The retransmission timer backs off (0.2, 0.4, 0.8, 1.6, 3.2 s...): allow a few rounds.
     assert when - started < (FREED_WITHIN if tickle else 8.0)
+
+
+def test_an_ipv6_client_of_a_frozen_active_node_is_freed_by_the_takeover(
+    lab: Lab, servers: dict[str, LabProcess]
+) -> None:
+    cluster = make_cluster(lab, True, FLOATING_IPV6)
+    active = cluster.up()
+    standby = cluster.other(active)
+    client = Client(lab, FLOATING_IPV6)
+    client.send()
+    wait_known(cluster, standby, active)
+    freeze_active(lab, cluster, servers, active)
+    assert cluster.wait_active(30, other_than=active) == standby
+    started = vip_started_at(cluster, standby)
+    how, when = client.outcome(FREED_WITHIN + 5)
+    assert how == "reset", how
+    print(f"\nIPv6: client freed {when - started:.3f} s after the floating IP started")
+    assert when - started < FREED_WITHIN

@@ -10,7 +10,14 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import pytest
 
 from hotstandby.agent.resources.announce import internet_checksum
-from hotstandby.agent.tickle import established, parse_proc_tcp, proc_hex, tcp_segment
+from hotstandby.agent.tickle import (
+    established,
+    parse_proc_tcp,
+    proc_hex,
+    sort_key,
+    tcp_in_use,
+    tcp_segment,
+)
 from hotstandby.wire.connlist import Connection
 
 VIP4 = IPv4Address("192.0.2.10")
@@ -118,3 +125,18 @@ def test_checksum_verifies_over_the_pseudo_header(
     # A wrong address would not verify: the pseudo-header is really in the sum.
     assert internet_checksum(dst.packed + src.packed[:-1] + b"\x01" + pseudo[len(src.packed) * 2:]
                              + segment) != 0  # fmt: skip
+
+
+def test_ipv4_clients_of_a_dual_stack_server_are_found_as_ipv4() -> None:
+    # Accepted on an IPv6 socket: the kernel lists it in tcp6 as ::ffff:127.0.0.1.
+    with socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True) as server:
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        accepted, _ = server.accept()
+        with client, accepted:
+            found = established([IPv4Address("127.0.0.1"), IPv6Address("::1")])
+            mine = Connection(IPv4Address("127.0.0.1"), port, IPv4Address("127.0.0.1"),
+                              client.getsockname()[1])  # fmt: skip
+            assert mine in found
+            assert tcp_in_use(6) and tcp_in_use(4)
+            assert list(found) == sorted(found, key=sort_key)

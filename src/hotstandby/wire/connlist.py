@@ -50,7 +50,7 @@ _OVERHEAD = HEADER_SIZE + MAC_SIZE + 1 + 254 + 8 + 10 + 10 + 2 + 3
 IPAddress = IPv4Address | IPv6Address
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Connection:
     """One established TCP connection, seen from the server: (local, remote) endpoints."""
 
