@@ -485,7 +485,7 @@ class Agent:
             and adapter.tickle_addresses
         ):
             # The old holder did not let go cleanly: it may have frozen with clients waiting.
-            await self._tickle(command.resource, adapter.tickle_addresses)
+            self._tickle(command.resource, adapter.tickle_addresses)
         if (
             outcome is Outcome.OK
             and command.action in (Action.START, Action.MONITOR)
@@ -643,8 +643,12 @@ class Agent:
             conns: tuple[Connection, ...] = ()
             if self.engine.role is Role.ACTIVE:
                 addresses = self._tickled_addresses()
-                if addresses:
-                    conns = await asyncio.to_thread(established, addresses)
+                try:
+                    if addresses:
+                        conns = await asyncio.to_thread(established, addresses)
+                except OSError as err:
+                    log.warning("cannot read this node's TCP connections: %s", err)
+                    continue
             now = self.clock()
             if conns == self._connlist_sent and (
                 not conns or now - self._connlist_sent_at < CONNLIST_REFRESH
@@ -676,7 +680,7 @@ class Agent:
             return
         self.connlists.add(chunk)
 
-    async def _tickle(self, resource: str, addresses: Sequence[IPAddress]) -> None:
+    def _tickle(self, resource: str, addresses: Sequence[IPAddress]) -> None:
         """Tickle the clients of every other node's remembered connections on `addresses`."""
         for sender in self.connlists.senders():
             conns = connections_on(self.connlists.connections(sender), addresses)

@@ -41,7 +41,7 @@ from hotstandby.wire.codec import (
 
 MAGIC = b"HT"
 VERSION = 1
-MAX_CHUNKS = 255  # a u8; ~19,000 IPv4 connections, more are left out (and said so)
+MAX_CHUNKS = 255  # a u8: about 13,000 IPv4 connections; split() leaves out the rest
 _U64_LIMIT = 1 << 64
 _ENTRY = {4: 1 + 4 + 2 + 4 + 2, 6: 1 + 16 + 2 + 16 + 2}
 # Header, MAC and the body's fixed part with a 254-byte sender name, 10-byte varints.
@@ -109,7 +109,8 @@ def _entry(conn: Connection) -> bytes:
 
 
 def split(connections: Sequence[Connection]) -> list[tuple[Connection, ...]]:
-    """The connections cut into chunks that each fit one message (at least one chunk)."""
+    """The connections cut into chunks that each fit one message (at least one chunk, at
+    most MAX_CHUNKS: a list longer than that loses its tail, tickles are a best effort)."""
     budget = MAX_MESSAGE - _OVERHEAD
     chunks: list[tuple[Connection, ...]] = []
     current: list[Connection] = []
