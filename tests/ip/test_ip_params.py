@@ -42,6 +42,7 @@ def test_defaults_ipv4() -> None:
         announce_interval=0.2,
         check_conflict=True,
         conflict_timeout=0.3,
+        tickle=True,
     )
 
 
@@ -59,8 +60,10 @@ def test_every_key() -> None:
         announce_interval="50ms",
         check_conflict=False,
         conflict_timeout=0.5,
+        tickle=False,
     )
     assert p.addresses[0].prefix == 32
+    assert not p.tickle
     assert (p.announce_count, p.announce_interval) == (0, 0.05)
     assert (p.check_conflict, p.conflict_timeout) == (False, 0.5)
 
@@ -118,6 +121,7 @@ def test_interface_per_node() -> None:
         ({**OK, "announce_interval": "1h"}, "at most 10s"),
         ({**OK, "check_conflict": "yes"}, "'check_conflict': expected true or false"),
         ({**OK, "conflict_timeout": -1}, "'conflict_timeout'"),
+        ({**OK, "tickle": "off"}, "'tickle': expected true or false"),
         ({**OK, "adress": "x"}, "key 'adress': unknown"),
     ],
 )  # fmt: skip

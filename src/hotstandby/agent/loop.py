@@ -25,10 +25,13 @@ from hotstandby.agent.ports import (
     HeartbeatLink,
     ReplicatedAdapter,
     ResourceAdapter,
+    TickledAdapter,
 )
 from hotstandby.agent.state_store import StateStore, StoredState
+from hotstandby.agent.tickle import established, repeat_rounds, send_round
 from hotstandby.core.cluster import Cluster, LinkKind
 from hotstandby.core.engine import Engine
+from hotstandby.core.group import ResState
 from hotstandby.core.messages import (
     Action,
     AdminAction,
@@ -54,6 +57,7 @@ from hotstandby.core.messages import (
     Reply,
     RequireReplicas,
     ResourceDone,
+    Role,
     RoleChanged,
     RunResource,
     SelfFence,
@@ -61,6 +65,14 @@ from hotstandby.core.messages import (
     Tick,
 )
 from hotstandby.wire import Codec, ReplayGuard, WireError
+from hotstandby.wire.connlist import (
+    Connection,
+    ConnListCodec,
+    ConnListStore,
+    IPAddress,
+    connections_on,
+    is_connlist,
+)
 
 log = logging.getLogger("hotstandby.agent")
 
@@ -68,6 +80,10 @@ HISTORY = 2000  # events kept in memory for `hotstandby events` and `why`
 # Decoded heartbeats remembered by their bytes: a beat's copies on the other links
 # arrive within a few milliseconds, long before a node's next beat.
 DECODED_KEPT = 8
+# The active node reads its connections on the floating addresses this often, and sends the
+# list to its peers when it changed, or at least every CONNLIST_REFRESH while not empty.
+CONNLIST_INTERVAL = 1.0
+CONNLIST_REFRESH = 5.0
 
 # What a dropped heartbeat most likely means, for the operator reading the history.
 DROP_REASONS = {
@@ -182,6 +198,19 @@ class Agent:
         # a cancellation thrown into the task, a new timeout and a new future each time.
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None  # the engine deadline that timer is for
+        # Tickle ACKs (agent/tickle.py): the connection lists of the active node. Only over
+        # UDP links: the serial line is too slow for them and the disk slots hold heartbeats.
+        self.boot_id = 0
+        self.connlist = ConnListCodec(self.codec)
+        self.connlists = ConnListStore()
+        self.connlist_guards = {link.name: ReplayGuard() for link in adapters.links}
+        udp = {link.name for link in cluster.links if link.kind is LinkKind.UDP}
+        self._connlist_links = [link for link in adapters.links if link.name in udp]
+        self._connlist_sent: tuple[Connection, ...] = ()
+        self._connlist_sent_at = 0.0
+        self._connlist_seq = 0
+        self._connlist_generation = 0
+        self.status_sections["connections"] = self._connlist_status
 
     # ------------------------------------------------------------ running
 
@@ -196,7 +225,9 @@ class Agent:
         await asyncio.to_thread(self.store.save, self.stored)
         for link in self.adapters.links:
             await link.start(self._deliver)
-        ident = (self.stored.boots << 32) | secrets.randbits(32)
+        ident = self.boot_id = (self.stored.boots << 32) | secrets.randbits(32)
+        if self._connlist_links and self._tickled_addresses(running=False):
+            self._spawn(self._publish_connections())
         boot = Boot(boot=ident, epoch=loaded.state.epoch, was_active=loaded.state.active)
         await self._step(boot)
         try:
@@ -317,6 +348,9 @@ class Agent:
 
     def _deliver(self, link: str, data: bytes) -> None:
         data = bytes(data)
+        if is_connlist(data):
+            self._receive_connlist(link, data)
+            return
         # Every heartbeat arrives once per link with the same bytes: authenticate and
         # parse it once. Identical bytes are an identical, already verified message;
         # the per-link replay guard below still sees every copy.
@@ -381,7 +415,7 @@ class Agent:
             for link in self.adapters.links:
                 link.send(message)
         elif isinstance(command, RunResource):
-            self._spawn(self._run_resource(command))
+            self._spawn(self._run_resource(command, self.engine.role is Role.TAKING_OVER))
         elif isinstance(command, FencePeer):
             self._spawn(self._fence(command))
         elif isinstance(command, RequireReplicas):
@@ -426,7 +460,7 @@ class Agent:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _run_resource(self, command: RunResource) -> None:
+    async def _run_resource(self, command: RunResource, taking_over: bool = False) -> None:
         spec = next(r for r in self.cluster.resources if r.name == command.resource)
         timeout = {
             Action.START: spec.start_timeout,
@@ -455,6 +489,16 @@ class Agent:
                 took=took,
             )
         self.queue.put_nowait(ResourceDone(command.resource, command.action, outcome, detail))
+        if (
+            outcome is Outcome.OK
+            and command.action is Action.START
+            and taking_over
+            and not command.released
+            and isinstance(adapter, TickledAdapter)
+            and adapter.tickle_addresses
+        ):
+            # The old holder did not let go cleanly: it may have frozen with clients waiting.
+            self._tickle(command.resource, adapter.tickle_addresses)
         if (
             outcome is Outcome.OK
             and command.action in (Action.START, Action.MONITOR)
@@ -590,6 +634,89 @@ class Agent:
                 ]
         for answer in answers:
             self.queue.put_nowait(answer)
+
+    # ------------------------------------------------------------ tickle ACKs
+
+    def _tickled_addresses(self, *, running: bool = True) -> list[IPAddress]:
+        """The floating addresses of ip resources with tickles on (only running ones)."""
+        found: list[IPAddress] = []
+        for name, adapter in self.adapters.resources.items():
+            if not isinstance(adapter, TickledAdapter):
+                continue
+            view = self.engine.group.by_name.get(name)
+            if running and (view is None or view.state is not ResState.RUNNING):
+                continue
+            found += adapter.tickle_addresses
+        return found
+
+    async def _publish_connections(self) -> None:
+        """While active, send the peers this node's connections on the floating addresses."""
+        while True:
+            await asyncio.sleep(CONNLIST_INTERVAL)
+            conns: tuple[Connection, ...] = ()
+            if self.engine.role is Role.ACTIVE:
+                addresses = self._tickled_addresses()
+                try:
+                    if addresses:
+                        conns = await asyncio.to_thread(established, addresses)
+                except OSError as err:
+                    log.warning("cannot read this node's TCP connections: %s", err)
+                    continue
+            now = self.clock()
+            if conns == self._connlist_sent and (
+                not conns or now - self._connlist_sent_at < CONNLIST_REFRESH
+            ):
+                continue
+            if conns != self._connlist_sent:
+                self._connlist_generation += 1
+            messages = self.connlist.encode_all(
+                self.node, self.boot_id, self._connlist_seq + 1, self._connlist_generation, conns
+            )
+            self._connlist_seq += len(messages)
+            self._connlist_sent, self._connlist_sent_at = conns, now
+            for message in messages:
+                for link in self._connlist_links:
+                    link.send(message)
+
+    def _receive_connlist(self, link: str, data: bytes) -> None:
+        try:
+            chunk = self.connlist.decode(data)
+        except WireError as err:
+            self._drop(link, err.reason, f"connection list: {err.detail}")
+            return
+        if chunk.sender == self.node or chunk.sender not in self.cluster.node_names:
+            self._drop(link, "unknown_sender", f"connection list from {chunk.sender!r}")
+            return
+        refused = self.connlist_guards[link].admit(chunk.sender, chunk.boot, chunk.seq)
+        if refused is not None:
+            self._drop(link, refused.value, f"connection list from {chunk.sender}")
+            return
+        self.connlists.add(chunk)
+
+    def _tickle(self, resource: str, addresses: Sequence[IPAddress]) -> None:
+        """Tickle the clients of every other node's remembered connections on `addresses`."""
+        for sender in self.connlists.senders():
+            conns = connections_on(self.connlists.connections(sender), addresses)
+            if not conns:
+                continue
+            # The first round at once (and in the history); the others in the background.
+            sent, errors = send_round(conns)
+            self._spawn(repeat_rounds(conns))
+            self.connlists.forget(sender, addresses)
+            self._record(
+                "resource.tickle",
+                f"{resource}: tickled {len(conns)} client connection(s) of {sender}"
+                + (f" ({len(errors)} send errors, first: {errors[0]})" if errors else ""),
+                "tickle.after_takeover",
+                severity="warning" if errors else "info",
+                resource=resource,
+                peer=sender,
+                connections=len(conns),
+                sent=sent,
+            )
+
+    def _connlist_status(self) -> dict[str, Any]:
+        return {"published": len(self._connlist_sent), "known": self.connlists.summary()}
 
     def resource_step(self, resource: str, message: str) -> None:
         """A step of a resource action, as it happens (a StepReport for the adapters)."""

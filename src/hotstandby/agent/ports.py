@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol, runtime_checkable
 
 from hotstandby.core.messages import (
@@ -94,6 +95,19 @@ class ResourceAdapter(Protocol):
         `released` (starts only): every other node confirmed it holds nothing, so a check
         for another live holder (the floating IP's conflict probe) may be skipped.
         """
+
+
+@runtime_checkable
+class TickledAdapter(Protocol):
+    """A resource holding floating addresses whose clients a takeover tickles (agent/tickle.py).
+
+    The agent publishes this node's connections on them while it holds them, and tickles
+    the old holder's clients after a start of a takeover that was not `released`.
+    """
+
+    @property
+    def tickle_addresses(self) -> tuple[IPv4Address | IPv6Address, ...]:
+        """The addresses (empty when tickles are off for this resource)."""
 
 
 @runtime_checkable

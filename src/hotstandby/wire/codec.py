@@ -412,7 +412,8 @@ class Codec:
         # Keyed once; each message works on a copy (saves the key schedule per beat).
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
 
-    def _seal(self, header_and_body: bytes) -> bytes:
+    def seal(self, header_and_body: bytes) -> bytes:
+        """The MAC of a signed message under this cluster's secret (other messages use it too)."""
         mac = self._mac.copy()
         mac.update(header_and_body)
         return mac.digest()[:MAC_SIZE]
@@ -424,14 +425,14 @@ class Codec:
         if total > MAX_MESSAGE:
             raise ValueError(f"heartbeat of {total} bytes exceeds {MAX_MESSAGE}")
         head = MAGIC + bytes([VERSION]) + self.tag + struct.pack(">H", total)
-        return head + body + self._seal(head + body)
+        return head + body + self.seal(head + body)
 
     def decode(self, data: bytes) -> Heartbeat:
         """The heartbeat in `data`, or a WireError subclass saying why it was dropped."""
         data = bytes(data)
         check_frame(data, MAGIC, VERSION, self.tag, HEADER_SIZE, MAX_MESSAGE)
         signed, mac = data[:-MAC_SIZE], data[-MAC_SIZE:]
-        if not hmac.compare_digest(mac, self._seal(signed)):
+        if not hmac.compare_digest(mac, self.seal(signed)):
             raise BadMacError()
         return _parse(signed[HEADER_SIZE:])
 

@@ -18,6 +18,12 @@ Parameters of an `ip` resource ([resource.params] in the cluster file):
   would only add its wait to the handover.
 - `conflict_timeout`: how long to wait for an answer to that probe: a duration or a number
   of seconds; default "300ms".
+- `tickle`: free the clients of an old holder that froze; default true. While a node holds
+  the addresses, its agent sends its established TCP connections on them to its peers over
+  the UDP heartbeat links; after a takeover start that is not `released` (the old holder
+  did not stop cleanly), the new holder sends each of those clients three "tickle" ACKs
+  from the floating address (agent/tickle.py), so their connections fail at once with a
+  reset instead of waiting for an answer that will never come.
 
 Actions:
 
@@ -94,6 +100,7 @@ KEYS = frozenset(
         "announce_interval",
         "check_conflict",
         "conflict_timeout",
+        "tickle",
     }
 )
 # Bounds that catch typos (a count of 3000, an interval of "200s") rather than taste.
@@ -126,6 +133,7 @@ class IpParams:
     announce_interval: float = 0.2
     check_conflict: bool = True
     conflict_timeout: float = 0.3
+    tickle: bool = True
 
 
 class _Params(ParamReader):
@@ -229,6 +237,7 @@ def parse_params(resource: str, raw: Mapping[str, Any], node: str) -> IpParams:
         announce_interval=p.seconds("announce_interval", 0.2, MAX_ANNOUNCE_INTERVAL),
         check_conflict=p.boolean("check_conflict", True),
         conflict_timeout=p.seconds("conflict_timeout", 0.3, MAX_CONFLICT_TIMEOUT),
+        tickle=p.boolean("tickle", True),
     )
 
 
@@ -323,6 +332,11 @@ class IpResource:
         # add would leave the address configured after the stop returned.
         self._lock = asyncio.Lock()
         self._announcer: asyncio.Task[None] | None = None
+
+    @property
+    def tickle_addresses(self) -> tuple[IPAddress, ...]:
+        """The addresses whose clients a takeover tickles (none with tickle = false)."""
+        return self._wanted if self.params.tickle else ()
 
     async def run(self, action: Action, *, released: bool = False) -> ActionResult:
         """Carry out start, stop, monitor or probe."""

@@ -1,0 +1,218 @@
+"""Tickle ACKs: free the clients of a frozen active node when its floating address moves.
+
+A client whose request the old active node's kernel acknowledged sends nothing more and
+waits for the answer; if that node froze (processes stopped, kernel alive) and was then
+fenced, no FIN ever comes and the client waits for a kernel timeout, often forever. So the
+active node reads its established connections on the floating addresses
+(`established`, from /proc/self/net/tcp and tcp6 of its own network namespace) and sends
+them to its peers (wire/connlist.py). After the node taking over has added the address, it
+sends each remembered client a TCP ACK with a wrong sequence number from the floating
+address and server port (`send_round`): the client answers with a challenge ACK (RFC 5961)
+or an out-of-window ACK, which reaches the new holder, whose kernel knows no such connection
+and answers with a RST: the client's call fails at once and it reconnects.
+
+The kernel answers out-of-window ACKs at most once per tcp_invalid_ratelimit (500 ms by
+default) per connection, so the three rounds are spaced more than that apart: a first ACK
+lost (a client's neighbour cache still pointing at the old node) is made up by the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import struct
+from collections.abc import Iterable, Sequence
+from ipaddress import IPv4Address, IPv6Address
+
+from hotstandby.agent.resources.announce import internet_checksum
+from hotstandby.wire.connlist import Connection, IPAddress
+
+log = logging.getLogger(__name__)
+
+PROC_TCP = {4: "/proc/self/net/tcp", 6: "/proc/self/net/tcp6"}
+PROC_SOCKSTAT = {4: "/proc/self/net/sockstat", 6: "/proc/self/net/sockstat6"}
+READ_SIZE = 65536  # below malloc's mmap threshold: no fresh (locked) pages every second
+ESTABLISHED = "01"
+ROUNDS = 3
+ROUND_INTERVAL = 0.6  # over the kernel's default tcp_invalid_ratelimit of 500 ms
+WINDOW = 1024
+ACK = 0x10
+
+
+# ---- reading the connections -----------------------------------------------------------------
+
+
+def proc_hex(address: IPAddress) -> str:
+    """How /proc/net/tcp{,6} writes `address`: each 32-bit word in host byte order, in hex."""
+    raw = address.packed
+    words = struct.unpack(f"={len(raw) // 4}I", raw)
+    return "".join(f"{w:08X}" for w in words)
+
+
+def _from_hex(text: str) -> IPAddress:
+    words = [int(text[i : i + 8], 16) for i in range(0, len(text), 8)]
+    raw = struct.pack(f"={len(words)}I", *words)
+    return IPv4Address(raw) if len(raw) == 4 else IPv6Address(raw)
+
+
+def parse_proc_tcp(text: str, wanted: Iterable[IPAddress]) -> list[Connection]:
+    """The ESTABLISHED connections in a /proc/net/tcp{,6} text whose local address is wanted."""
+    hexes = {proc_hex(a) for a in wanted}
+    if not hexes:
+        return []
+    found: list[Connection] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split(None, 4)
+        if len(fields) < 4 or fields[3] != ESTABLISHED:
+            continue
+        local, _, lport = fields[1].partition(":")
+        if local not in hexes:
+            continue
+        remote, _, rport = fields[2].partition(":")
+        try:
+            found.append(Connection(_from_hex(local), int(lport, 16),
+                                    _from_hex(remote), int(rport, 16)))  # fmt: skip
+        except ValueError:
+            continue  # a line the kernel would never write: nothing to tickle
+    return found
+
+
+def _proc_text(path: str) -> str:
+    """A /proc/net file's text, in as few read() calls as possible."""
+    # Each read() of /proc/net/tcp walks the kernel's whole established hash table (about
+    # 0.5 ms on a large machine, even for an empty namespace), and a read at EOF walks it
+    # once more: a read that returns less than asked for is known to be the last.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = [os.read(fd, READ_SIZE)]
+        while len(parts[-1]) == READ_SIZE:
+            parts.append(os.read(fd, READ_SIZE))
+    finally:
+        os.close(fd)
+    return b"".join(parts).decode("ascii", errors="replace")
+
+
+def tcp_in_use(family: int) -> int | None:
+    """TCP sockets (listening too) in this namespace from /proc's sockstat; None if unknown."""
+    label = "TCP:" if family == 4 else "TCP6:"
+    try:
+        text = _proc_text(PROC_SOCKSTAT[family])
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == label and len(fields) >= 3 and fields[1] == "inuse":
+            return int(fields[2]) if fields[2].isdigit() else None
+    return None
+
+
+def sort_key(conn: Connection) -> tuple[int, bytes, int, bytes, int]:
+    """An order of connections of both families (addresses of two families do not compare)."""
+    return (conn.local.version, conn.local.packed, conn.local_port, conn.remote.packed,
+            conn.remote_port)  # fmt: skip
+
+
+def _unmapped(conn: Connection) -> Connection:
+    """An IPv4 connection of a dual-stack IPv6 socket (::ffff:a.b.c.d) as the IPv4 one it is."""
+    if isinstance(conn.local, IPv6Address) and isinstance(conn.remote, IPv6Address):
+        local, remote = conn.local.ipv4_mapped, conn.remote.ipv4_mapped
+        if local is not None and remote is not None:
+            return Connection(local, conn.local_port, remote, conn.remote_port)
+    return conn
+
+
+def established(addresses: Sequence[IPAddress]) -> tuple[Connection, ...]:
+    """This network namespace's established TCP connections on `addresses`, sorted."""
+    v4 = [a for a in addresses if isinstance(a, IPv4Address)]
+    # A server listening on [::] without IPV6_V6ONLY accepts IPv4 clients on IPv6 sockets:
+    # those connections are in tcp6, their addresses IPv4-mapped.
+    v6 = [a for a in addresses if isinstance(a, IPv6Address)]
+    v6 += [IPv6Address(b"\0" * 10 + b"\xff\xff" + a.packed) for a in v4]
+    found: list[Connection] = []
+    for family, wanted in ((4, v4), (6, v6)):
+        # sockstat costs a hundredth of a walk: a namespace without TCP sockets needs none.
+        if not wanted or tcp_in_use(family) == 0:
+            continue
+        try:
+            found += parse_proc_tcp(_proc_text(PROC_TCP[family]), wanted)
+        except FileNotFoundError:
+            continue  # IPv6 disabled in this kernel: no tcp6 connections either
+    return tuple(sorted({_unmapped(c) for c in found}, key=sort_key))
+
+
+# ---- the tickle segment ----------------------------------------------------------------------
+
+
+def tcp_segment(
+    src: IPAddress,
+    dst: IPAddress,
+    sport: int,
+    dport: int,
+    *,
+    seq: int = 0,
+    ack: int = 0,
+    flags: int = ACK,
+    window: int = WINDOW,
+) -> bytes:
+    """A TCP header without options (a tickle: only ACK), its checksum over the pseudo-header."""
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, window, 0, 0)
+    if isinstance(src, IPv4Address):
+        pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
+    else:
+        pseudo = src.packed + dst.packed + struct.pack("!I3xB", len(header), socket.IPPROTO_TCP)
+    return header[:16] + struct.pack("!H", internet_checksum(pseudo + header)) + header[18:]
+
+
+def _raw_socket(local: IPAddress) -> socket.socket:
+    family = socket.AF_INET if local.version == 4 else socket.AF_INET6
+    # IPPROTO_TCP without IP_HDRINCL: the kernel writes the IP header, with the bound
+    # floating address as its source, for both families alike.
+    sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    try:
+        # Only sending: a raw TCP socket also gets a copy of every TCP packet received.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        sock.bind((str(local), 0))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def send_round(conns: Sequence[Connection]) -> tuple[int, list[str]]:
+    """Send one tickle to each connection's client; (sent, errors). Never blocks."""
+    sockets: dict[IPAddress, socket.socket] = {}
+    sent, errors = 0, []
+    try:
+        for conn in conns:
+            try:
+                sock = sockets.get(conn.local)
+                if sock is None:
+                    sock = sockets[conn.local] = _raw_socket(conn.local)
+                segment = tcp_segment(conn.local, conn.remote, conn.local_port, conn.remote_port)
+                # Port 0: a raw IPv6 socket refuses any port other than its protocol's.
+                sock.sendto(segment, (str(conn.remote), 0))
+                sent += 1
+            except OSError as err:
+                errors.append(f"{conn}: {errno.errorcode.get(err.errno or 0, str(err))}")
+    finally:
+        for sock in sockets.values():
+            with contextlib.suppress(OSError):
+                sock.close()
+    return sent, errors
+
+
+async def repeat_rounds(
+    conns: Sequence[Connection], rounds: int = ROUNDS - 1, interval: float = ROUND_INTERVAL
+) -> None:
+    """The rounds after the first, `interval` apart (failures are logged: the first counted)."""
+    for _ in range(rounds):
+        await asyncio.sleep(interval)
+        # Non-blocking sends of a few dozen bytes each: quick enough for the event loop.
+        _, errors = send_round(conns)
+        if errors:
+            log.warning("tickles not sent: %s", "; ".join(errors[:5]))
