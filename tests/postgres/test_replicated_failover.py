@@ -85,6 +85,19 @@ def test_a_power_loss_of_the_primary_loses_no_acknowledged_write(make: Make) -> 
         assert os.path.exists(path), back
 
 
+def test_a_frozen_primary_is_fenced_and_its_blocked_client_freed(make: Make) -> None:
+    # Frozen, its kernel alive, the primary had acknowledged the client's COMMIT at the TCP
+    # level: the client has nothing to retransmit. The new holder's tickle ACKs free it.
+    rc = make()
+    trial = takeover_trial(rc, fault="freeze", back=False)
+    v, o = trial.verdict, trial.outage
+    print(f"\nfreeze: takeover {trial.takeover:.2f}s, outage {o.outage:.2f}s, freed {o.freed}s")
+    assert v.lost == 0, v
+    consistent(v)
+    assert not trial.stuck, o
+    assert o.freed is not None and o.freed < trial.takeover + 5.0, o
+
+
 def test_switchovers_back_and_forth_lose_nothing_and_need_no_rewind(make: Make) -> None:
     rc = make()
     trial = switchover_trial(rc, count=2)

@@ -432,6 +432,15 @@ def takeover_trial(
             if left:
                 raise LabError(f"processes of {active} outlived its power loss: {left}")
         else:
+            # The standby learns the primary's client connections once a second: a client
+            # connected in the last second is not among them yet, and a frozen primary's
+            # client is freed only by the tickles sent for what the standby knew.
+            def known() -> bool:
+                status = cluster.status(standby) or {}
+                return bool(status.get("connections", {}).get("known", {}).get(active))
+
+            cluster.wait_for(f"{standby} to know {active}'s client connections", known, 10)
+            began = time.monotonic()
             frozen = _freeze_node(lab, active)
         if cluster.wait_active(60, other_than=active) != standby:
             raise LabError("the standby did not take over")
