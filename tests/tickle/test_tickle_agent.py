@@ -1,6 +1,6 @@
 """The agent's side of tickles, with two real engines joined by fake links.
 
-The floating address here is 127.0.0.1 and the connection a real one over loopback: the
+The floating address here is 127.0.0.77 and the connection a real one over loopback: the
 active agent reads it from this process's own /proc/self/net/tcp.
 """
 
@@ -20,7 +20,9 @@ from hotstandby.wire.connlist import MAGIC, Chunk, Connection
 from ..agent.fakes import FakeResource
 from ..agent.harness import Node, Pair, drive
 
-LOOPBACK = IPv4Address("127.0.0.1")
+# An address of the loopback network no other test uses: the host may hold many other
+# connections on 127.0.0.1 (the whole suite runs in one process), and the list is of them all.
+LOOPBACK = IPv4Address("127.0.0.77")
 
 
 class TickledFake(FakeResource):
@@ -33,11 +35,13 @@ class TickledFake(FakeResource):
 
 @pytest.fixture
 def connection() -> Iterator[int]:
-    """A real established connection on 127.0.0.1; yields the server's port."""
+    """A real established connection on LOOPBACK; yields the server's port."""
     with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
+        server.bind((str(LOOPBACK), 0))
         server.listen()
-        client = socket.create_connection(server.getsockname(), timeout=5)
+        client = socket.create_connection(
+            server.getsockname(), timeout=5, source_address=(str(LOOPBACK), 0)
+        )
         accepted, _ = server.accept()
         with client, accepted:
             yield server.getsockname()[1]
@@ -59,7 +63,7 @@ def tickled(p: Pair, addresses: tuple[IPv4Address, ...] = (LOOPBACK,)) -> None:
 
 
 def knows(node: Node, peer: str, port: int) -> bool:
-    """Whether node remembers a connection of peer's on 127.0.0.1:port."""
+    """Whether node remembers a connection of peer's on LOOPBACK:port."""
     return any(c.local_port == port for c in node.agent.connlists.connections(peer))
 
 
@@ -76,7 +80,7 @@ def test_the_standby_learns_the_list_and_tickles_after_a_takeover(
         tickled(p)
         p.start()
         await p.settled()
-        await p.until(lambda: knows(p.beta, "alpha", connection), "beta learns the list")
+        await p.until(lambda: knows(p.beta, "alpha", connection), "beta learns the list", 10)
         # Over the UDP link only, never the serial line; the standby sends none.
         assert lists_sent(p.alpha, "net") >= 1
         assert lists_sent(p.alpha, "serial") == 0
@@ -100,7 +104,7 @@ def test_a_switchover_tickles_nobody(tmp_path: Path, connection: int) -> None:
         tickled(p)
         p.start()
         await p.settled()
-        await p.until(lambda: knows(p.beta, "alpha", connection), "beta learns the list")
+        await p.until(lambda: knows(p.beta, "alpha", connection), "beta learns the list", 10)
         # A releasing alpha soon sends an empty list; this one (a far newer generation of
         # alpha's boot) stays, so only the start's `released` keeps beta from tickling it.
         stale = (Connection(LOOPBACK, connection, LOOPBACK, 9),)

@@ -82,15 +82,15 @@ def parse_proc_tcp(text: str, wanted: Iterable[IPAddress]) -> list[Connection]:
 
 
 def _proc_text(path: str) -> str:
-    """A /proc/net file's text, in as few read() calls as possible."""
-    # Each read() of /proc/net/tcp walks the kernel's whole established hash table (about
-    # 0.5 ms on a large machine, even for an empty namespace), and a read at EOF walks it
-    # once more: a read that returns less than asked for is known to be the last.
+    """A /proc/net file's whole text."""
+    # Read to the end: a seq_file read may return less than asked for before the end (a
+    # page at a time), so a short read does not mean the last one. Each read() of
+    # /proc/net/tcp walks the kernel's established hash table, so the buffer is large.
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        parts = [os.read(fd, READ_SIZE)]
-        while len(parts[-1]) == READ_SIZE:
-            parts.append(os.read(fd, READ_SIZE))
+        parts = []
+        while chunk := os.read(fd, READ_SIZE):
+            parts.append(chunk)
     finally:
         os.close(fd)
     return b"".join(parts).decode("ascii", errors="replace")
