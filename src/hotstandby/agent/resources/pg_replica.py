@@ -34,9 +34,12 @@ from hotstandby.agent.resources.pg_replication import (
 )
 from hotstandby.agent.resources.pg_rewind import DataError
 from hotstandby.agent.resources.postgres import (
+    ConnectError,
     PostgresParams,
     PostgresResource,
+    connect_local,
     find_postmaster,
+    first_line,
 )
 from hotstandby.core.messages import (
     Action,
@@ -137,21 +140,10 @@ class ReplicatedPostgres(PostgresResource):
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        p = self.params
         try:
-            async with asyncio.timeout(p.connect_timeout):
-                conn = await psycopg.AsyncConnection.connect(
-                    host=p.socket_dir,
-                    port=p.port,
-                    dbname=p.database,
-                    user=p.dbuser,
-                    connect_timeout=max(2, math.ceil(p.connect_timeout)),
-                    autocommit=True,
-                )
-        except TimeoutError:
-            raise NoAnswerError(f"no connection within {p.connect_timeout:g}s") from None
-        except psycopg.Error as err:
-            raise NoAnswerError(f"cannot connect: {_first_line(err)}") from None
+            conn = await connect_local(self.params)
+        except ConnectError as err:
+            raise NoAnswerError(str(err)) from None
         try:
             yield conn
         finally:
@@ -169,7 +161,7 @@ class ReplicatedPostgres(PostgresResource):
         except TimeoutError:
             raise NoAnswerError(f"no answer within {limit:g}s") from None
         except psycopg.Error as err:
-            raise NoAnswerError(f"query failed: {_first_line(err)}") from None
+            raise NoAnswerError(f"query failed: {first_line(err)}") from None
 
     async def _state_of(self, conn: psycopg.AsyncConnection[Any]) -> ServerState:
         (row,) = await self._rows(conn, STATE_QUERY)
@@ -297,7 +289,7 @@ class ReplicatedPostgres(PostgresResource):
         except TimeoutError:
             raise NoAnswerError(f"was not promoted within {PROMOTE_WAIT}s") from None
         except psycopg.Error as err:
-            raise NoAnswerError(f"cannot be promoted: {_first_line(err)}") from None
+            raise NoAnswerError(f"cannot be promoted: {first_line(err)}") from None
         if row is None or not row[0]:
             raise NoAnswerError(f"was not promoted within {PROMOTE_WAIT}s")
         (name,) = (await self._rows(conn, "SELECT pg_walfile_name(pg_current_wal_lsn())"))[0]
@@ -593,7 +585,7 @@ class ReplicatedPostgres(PostgresResource):
         except TimeoutError:
             raise DataError(f"CHECKPOINT on the primary: no answer within {limit:g}s") from None
         except psycopg.Error as err:
-            raise DataError(f"CHECKPOINT on the primary: {_first_line(err)}") from None
+            raise DataError(f"CHECKPOINT on the primary: {first_line(err)}") from None
 
     @property
     def follow_timeout(self) -> float:
@@ -638,8 +630,3 @@ class ReplicatedPostgres(PostgresResource):
 def _same_upstream(have: dict[str, str], want: dict[str, str]) -> bool:
     keys = ("host", "port", "user", "application_name", "passfile")
     return all(have.get(k) == want.get(k) for k in keys)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

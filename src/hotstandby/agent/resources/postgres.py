@@ -142,6 +142,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hotstandby.agent.ports import ActionResult, StepReport, ignore_steps
 from hotstandby.agent.resources import pg_replication
@@ -158,6 +159,9 @@ from hotstandby.agent.resources.params import ParamError, ParamReader
 from hotstandby.agent.resources.pg_replication import ReplicationParams
 from hotstandby.core.cluster import Cluster, Resource, ResourceKind
 from hotstandby.core.messages import Action, Outcome
+
+if TYPE_CHECKING:
+    import psycopg
 
 KEYS = (
     frozenset(
@@ -654,19 +658,9 @@ class PostgresResource:
         p = self.params
         began = time.monotonic()
         try:
-            async with asyncio.timeout(p.connect_timeout):
-                conn = await psycopg.AsyncConnection.connect(
-                    host=p.socket_dir,
-                    port=p.port,
-                    dbname=p.database,
-                    user=p.dbuser,
-                    connect_timeout=max(2, math.ceil(p.connect_timeout)),
-                    autocommit=True,
-                )
-        except TimeoutError:
-            return f"no connection within {p.connect_timeout:g}s"
-        except psycopg.Error as err:
-            return f"cannot connect: {_first_line(err)}"
+            conn = await connect_local(p)
+        except ConnectError as err:
+            return str(err)
         try:
             async with asyncio.timeout(p.query_timeout):
                 cursor = await conn.execute(p.monitor_query)
@@ -675,7 +669,7 @@ class PostgresResource:
             took = time.monotonic() - began
             return f"the monitor query did not answer within {p.query_timeout:g}s ({took:.1f}s)"
         except psycopg.Error as err:
-            return f"the monitor query failed: {_first_line(err)}"
+            return f"the monitor query failed: {first_line(err)}"
         finally:
             with contextlib.suppress(Exception):
                 # A connection to a frozen server: close without waiting on it.
@@ -685,7 +679,33 @@ class PostgresResource:
         return None
 
 
-def _first_line(err: BaseException) -> str:
+class ConnectError(Exception):
+    """No connection to this node's server; the message says why."""
+
+
+async def connect_local(p: PostgresParams) -> psycopg.AsyncConnection[Any]:
+    """An autocommit connection to this node's server over its socket, within connect_timeout."""
+    # psycopg (and its libpq) loads only on agents that have a postgres resource.
+    import psycopg  # noqa: PLC0415
+
+    try:
+        async with asyncio.timeout(p.connect_timeout):
+            return await psycopg.AsyncConnection.connect(
+                host=p.socket_dir,
+                port=p.port,
+                dbname=p.database,
+                user=p.dbuser,
+                connect_timeout=max(2, math.ceil(p.connect_timeout)),
+                autocommit=True,
+            )
+    except TimeoutError:
+        raise ConnectError(f"no connection within {p.connect_timeout:g}s") from None
+    except psycopg.Error as err:
+        raise ConnectError(f"cannot connect: {first_line(err)}") from None
+
+
+def first_line(err: BaseException) -> str:
+    """An error's first line (its type's name when it has no text)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
