@@ -33,7 +33,7 @@ from hotstandby.lab.dns import DnsServer
 from hotstandby.lab.overlap import Watched
 from hotstandby.lab.procs import LabProcess
 from hotstandby.lab.topology import CLIENT, FLOATING_IPV4, Lab
-from hotstandby.lab.volume import shared_volume
+from hotstandby.lab.volume import shared_volume, volume_resource
 
 MODES = ("fence", "disk", "witness", "none")
 HOSTNAME = "db.example.org."
@@ -63,25 +63,11 @@ def other(node: str) -> str:
 
 def resources_toml(lab: Lab, dns: DnsServer, volume: SharedDisk) -> str:
     """The [[resource]] tables of the group after the floating IP: volume, alias, service."""
-    devices = "\n".join(f'{n} = "{volume.device(n)}"' for n in lab.node_names)
     python = sys.executable
-    return f"""
-[[resource]]
-name = "data"
-kind = "volume"
-start_timeout = "10s"
-stop_timeout = "10s"
-monitor_interval = "1s"
-monitor_timeout = "2s"
-[resource.params]
-mountpoint = "{lab.workdir / "srv"}"
-fstype = "ext4"
-kill_grace = "1s"
-# No periodic journal commit: a node that loses power writes nothing after its last fsync.
-options = ["noatime", "commit=600"]
-[resource.params.device]
-{devices}
-
+    volume_toml = volume_resource(volume, lab.node_names, lab.workdir / "srv")
+    return (
+        volume_toml
+        + f"""
 [[resource]]
 name = "db-name"
 kind = "alias"
@@ -109,6 +95,7 @@ monitor = ["{python}", "-m", "hotstandby.lab.prober", "check", "127.0.0.1", "{SE
 not_running_code = 7
 stop_grace = "2s"
 """
+    )
 
 
 @dataclass

@@ -34,7 +34,7 @@ from hotstandby.lab.pg_common import (
 )
 from hotstandby.lab.pg_workload import Outage, Verdict, outage
 from hotstandby.lab.topology import Lab
-from hotstandby.lab.volume import shared_volume
+from hotstandby.lab.volume import shared_volume, volume_resource
 
 __all__ = ["PgCluster", "Trial", "other", "pg_cluster", "power_loss_trial", "skip_reason"]
 
@@ -58,25 +58,10 @@ def initdb_on(volume: SharedDisk, node: str, workdir: Path) -> str:
 
 def resources(lab: Lab, volume: SharedDisk) -> str:
     """The volume and postgres resources of the cluster file."""
-    devices = "\n".join(f'{n} = "{volume.device(n)}"' for n in lab.node_names)
     mountpoint = lab.workdir / "srv"
-    return f"""
-[[resource]]
-name = "data"
-kind = "volume"
-start_timeout = "10s"
-stop_timeout = "10s"
-monitor_interval = "1s"
-monitor_timeout = "2s"
-[resource.params]
-mountpoint = "{mountpoint}"
-fstype = "ext4"
-kill_grace = "1s"
-# No periodic journal commit: a node that loses power writes nothing after its last fsync.
-options = ["noatime", "commit=600"]
-[resource.params.device]
-{devices}
-
+    return (
+        volume_resource(volume, lab.node_names, mountpoint)
+        + f"""
 [[resource]]
 name = "{RESOURCE}"
 kind = "postgres"
@@ -90,6 +75,7 @@ bindir = "{BINDIR}"
 port = {PORT}
 socket_dir = "{lab.workdir / "pgsock"}"
 """
+    )
 
 
 @dataclass

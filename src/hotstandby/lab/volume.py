@@ -63,3 +63,25 @@ def mount_points(pid: int, device: str) -> list[str]:
 def in_mount_namespace(pid: int, path: str) -> Path:
     """path as the process pid sees it (its mount namespace), for reading from outside."""
     return Path(f"/proc/{pid}/root") / path.lstrip("/")
+
+
+def volume_resource(volume: SharedDisk, nodes: Iterable[str], mountpoint: Path) -> str:
+    """The lab's [[resource]] table of the shared volume "data", mounted at `mountpoint`."""
+    devices = "\n".join(f'{n} = "{volume.device(n)}"' for n in nodes)
+    return f"""
+[[resource]]
+name = "data"
+kind = "volume"
+start_timeout = "10s"
+stop_timeout = "10s"
+monitor_interval = "1s"
+monitor_timeout = "2s"
+[resource.params]
+mountpoint = "{mountpoint}"
+fstype = "ext4"
+kill_grace = "1s"
+# No periodic journal commit: a node that loses power writes nothing after its last fsync.
+options = ["noatime", "commit=600"]
+[resource.params.device]
+{devices}
+"""
