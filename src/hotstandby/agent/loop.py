@@ -28,7 +28,7 @@ from hotstandby.agent.ports import (
     TickledAdapter,
 )
 from hotstandby.agent.state_store import StateStore, StoredState
-from hotstandby.agent.tickle import established, repeat_rounds, send_round
+from hotstandby.agent.tickle import ConnectionReader, repeat_rounds, send_round
 from hotstandby.core.cluster import Cluster, LinkKind
 from hotstandby.core.engine import Engine
 from hotstandby.core.group import ResState
@@ -80,7 +80,8 @@ HISTORY = 2000  # events kept in memory for `hotstandby events` and `why`
 # Decoded heartbeats remembered by their bytes: a beat's copies on the other links
 # arrive within a few milliseconds, long before a node's next beat.
 DECODED_KEPT = 8
-# The active node reads its connections on the floating addresses this often, and sends the
+# The active node reads its connections on the floating addresses this often (a walk of
+# /proc/net/tcp only when the kernel's TCP counters moved: tickle.ConnectionReader), and sends the
 # list to its peers when it changed, or at least every CONNLIST_REFRESH while not empty.
 CONNLIST_INTERVAL = 1.0
 CONNLIST_REFRESH = 5.0
@@ -210,6 +211,7 @@ class Agent:
         self._connlist_sent_at = 0.0
         self._connlist_seq = 0
         self._connlist_generation = 0
+        self._connections = ConnectionReader()
         self.status_sections["connections"] = self._connlist_status
 
     # ------------------------------------------------------------ running
@@ -655,10 +657,8 @@ class Agent:
             await asyncio.sleep(CONNLIST_INTERVAL)
             conns: tuple[Connection, ...] = ()
             if self.engine.role is Role.ACTIVE:
-                addresses = self._tickled_addresses()
                 try:
-                    if addresses:
-                        conns = await asyncio.to_thread(established, addresses)
+                    conns = await self._connections.read(self._tickled_addresses())
                 except OSError as err:
                     log.warning("cannot read this node's TCP connections: %s", err)
                     continue

@@ -4,7 +4,8 @@ A client whose request the old active node's kernel acknowledged sends nothing m
 waits for the answer; if that node froze (processes stopped, kernel alive) and was then
 fenced, no FIN ever comes and the client waits for a kernel timeout, often forever. So the
 active node reads its established connections on the floating addresses
-(`established`, from /proc/self/net/tcp and tcp6 of its own network namespace) and sends
+(`established`, from /proc/self/net/tcp and tcp6 of its own network namespace, walked
+again only when the namespace's TCP counters moved: `ConnectionReader`) and sends
 them to its peers (wire/connlist.py). After the node taking over has added the address, it
 sends each remembered client a TCP ACK with a wrong sequence number from the floating
 address and server port (`send_round`): the client answers with a challenge ACK (RFC 5961)
@@ -25,7 +26,8 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from hotstandby.agent.resources.announce import internet_checksum
@@ -35,8 +37,14 @@ log = logging.getLogger(__name__)
 
 PROC_TCP = {4: "/proc/self/net/tcp", 6: "/proc/self/net/tcp6"}
 PROC_SOCKSTAT = {4: "/proc/self/net/sockstat", 6: "/proc/self/net/sockstat6"}
+PROC_SNMP = "/proc/self/net/snmp"
 READ_SIZE = 65536  # below malloc's mmap threshold: no fresh (locked) pages every second
 ESTABLISHED = "01"
+# The server's side of a connection whose client has closed its half and may still wait
+# for the answer: as stuck as an established one when the server freezes. The kernel's
+# CurrEstab counter (TcpCounters) counts both states, so the reader's gate matches the walk.
+CLOSE_WAIT = "08"
+OPEN_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
 ROUNDS = 3
 ROUND_INTERVAL = 0.6  # over the kernel's default tcp_invalid_ratelimit of 500 ms
 WINDOW = 1024
@@ -60,14 +68,15 @@ def _from_hex(text: str) -> IPAddress:
 
 
 def parse_proc_tcp(text: str, wanted: Iterable[IPAddress]) -> list[Connection]:
-    """The ESTABLISHED connections in a /proc/net/tcp{,6} text whose local address is wanted."""
+    """The open (ESTABLISHED or CLOSE_WAIT) connections in a /proc/net/tcp{,6} text whose
+    local address is wanted."""
     hexes = {proc_hex(a) for a in wanted}
     if not hexes:
         return []
     found: list[Connection] = []
     for line in text.splitlines()[1:]:
         fields = line.split(None, 4)
-        if len(fields) < 4 or fields[3] != ESTABLISHED:
+        if len(fields) < 4 or fields[3] not in OPEN_STATES:
             continue
         local, _, lport = fields[1].partition(":")
         if local not in hexes:
@@ -110,6 +119,43 @@ def tcp_in_use(family: int) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class TcpCounters:
+    """This namespace's TCP counters that move whenever its set of open connections may.
+
+    A connection opens only through an active or a passive open, each counted, and closes
+    only by leaving the states CurrEstab counts (ESTABLISHED and, on recent kernels,
+    CLOSE_WAIT), which lowers it: while all three stand still, the connections are the ones
+    last read. (On older kernels a CLOSE_WAIT connection that ends lowers nothing: it stays
+    listed until the next change, and a tickle to a client that is gone does no harm.)
+    """
+
+    active_opens: int
+    passive_opens: int
+    current: int  # CurrEstab
+
+
+def parse_snmp_tcp(text: str) -> TcpCounters | None:
+    """The TCP counters of a /proc/net/snmp text (a header line, then a value line)."""
+    rows = [line.split()[1:] for line in text.splitlines() if line.startswith("Tcp:")]
+    if len(rows) != 2 or len(rows[0]) != len(rows[1]):
+        return None
+    values = dict(zip(rows[0], rows[1], strict=True))
+    try:
+        return TcpCounters(int(values["ActiveOpens"]), int(values["PassiveOpens"]),
+                           int(values["CurrEstab"]))  # fmt: skip
+    except (KeyError, ValueError):
+        return None
+
+
+def tcp_counters() -> TcpCounters | None:
+    """This namespace's TCP counters (a few microseconds: no walk); None if unreadable."""
+    try:
+        return parse_snmp_tcp(_proc_text(PROC_SNMP))
+    except OSError:
+        return None
+
+
 def sort_key(conn: Connection) -> tuple[int, bytes, int, bytes, int]:
     """An order of connections of both families (addresses of two families do not compare)."""
     return (conn.local.version, conn.local.packed, conn.local_port, conn.remote.packed,
@@ -142,6 +188,46 @@ def established(addresses: Sequence[IPAddress]) -> tuple[Connection, ...]:
         except FileNotFoundError:
             continue  # IPv6 disabled in this kernel: no tcp6 connections either
     return tuple(sorted({_unmapped(c) for c in found}, key=sort_key))
+
+
+class ConnectionReader:
+    """This node's open connections on the floating addresses, walked again only when the
+    kernel's TCP counters moved since the last walk.
+
+    A walk of /proc/net/tcp visits every bucket of the kernel's connection hash table,
+    whose size grows with the machine's memory (a millisecond here, more on a large
+    server), whether or not there are connections; the counters cost microseconds. An
+    idle server with a steady connection pool is never walked.
+    """
+
+    def __init__(
+        self,
+        counters: Callable[[], TcpCounters | None] = tcp_counters,
+        walk: Callable[[Sequence[IPAddress]], tuple[Connection, ...]] = established,
+    ) -> None:
+        self._counters = counters
+        self._walk = walk
+        # The counters read just before the last walk, and the addresses it looked for.
+        self._mark: tuple[TcpCounters, tuple[IPAddress, ...]] | None = None
+        self._last: tuple[Connection, ...] = ()
+        self.walks = 0
+
+    async def read(self, addresses: Sequence[IPAddress]) -> tuple[Connection, ...]:
+        """The open connections on `addresses`, sorted (OSError when /proc cannot be read)."""
+        wanted = tuple(addresses)
+        # Read before the walk: a connection opening during it moves them for the next read.
+        counters = self._counters()
+        if counters is not None and (counters, wanted) == self._mark:
+            return self._last
+        if not wanted or (counters is not None and counters.current == 0):
+            found: tuple[Connection, ...] = ()
+        else:
+            # Blocking (a walk can take milliseconds): off the event loop.
+            found = await asyncio.to_thread(self._walk, wanted)
+            self.walks += 1
+        self._mark = None if counters is None else (counters, wanted)
+        self._last = found
+        return found
 
 
 # ---- the tickle segment ----------------------------------------------------------------------
