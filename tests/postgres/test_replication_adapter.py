@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,43 +24,19 @@ from hotstandby.agent.resources.postgres import PostgresResource, find_postmaste
 from hotstandby.core.cluster import Resource, ResourceKind, frozen_map
 from hotstandby.core.messages import Action, Outcome
 
-from .pg_lab import BINDIR, free_port, skip_reason
+from .pg_lab import BINDIR, free_port
 from .pg_repl_lab import (
     SETTINGS,
     Pair,
     connect,
     count,
     make_pair,
-    make_template,
     remove_pair,
     wait_for,
     walreceiver,
 )
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def template() -> Iterator[Path]:
-    """One initdb'd cluster for the whole module."""
-    reason = skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    made = make_template()
-    try:
-        yield made
-    finally:
-        shutil.rmtree(made.parents[1], ignore_errors=True)
-
-
-@pytest.fixture
-def pair(template: Path) -> Iterator[Pair]:
-    """alpha holding a cluster, beta empty; every server left is killed, the dir removed."""
-    made = make_pair(template)
-    try:
-        yield made
-    finally:
-        remove_pair(made)
 
 
 async def primary_with_replica(pair: Pair) -> tuple[ReplicatedPostgres, ReplicatedPostgres]:
