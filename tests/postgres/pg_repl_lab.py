@@ -115,8 +115,8 @@ def kill_servers(base: Path) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-def walreceivers_under(base: Path) -> list[int]:
-    """Pids of the walreceiver processes whose server's data directory is under `base`."""
+def processes() -> list[tuple[int, bytes, str]]:
+    """Every process now: pid, command line and working directory (those still there)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -125,10 +125,27 @@ def walreceivers_under(base: Path) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
-            continue
-        if cmdline.startswith(b"postgres: walreceiver") and cwd.startswith(str(base) + "/"):
-            found.append(int(entry))
+            continue  # gone meanwhile
+        found.append((int(entry), cmdline, cwd))
     return found
+
+
+def walreceivers_under(base: Path) -> list[int]:
+    """Pids of the walreceiver processes whose server's data directory is under `base`."""
+    return [
+        pid
+        for pid, cmdline, cwd in processes()
+        if cmdline.startswith(b"postgres: walreceiver") and cwd.startswith(f"{base}/")
+    ]
+
+
+def base_backups_under(base: Path) -> list[int]:
+    """Pids of the pg_basebackup processes writing under `base` (a follow's, left running)."""
+    return [
+        pid
+        for pid, cmdline, _ in processes()
+        if b"pg_basebackup" in cmdline and str(base).encode() in cmdline
+    ]
 
 
 def walreceiver(pgdata: str, deadline: float = 10.0) -> int:

@@ -28,6 +28,7 @@ from .pg_lab import BINDIR, free_port
 from .pg_repl_lab import (
     SETTINGS,
     Pair,
+    base_backups_under,
     connect,
     count,
     make_pair,
@@ -270,23 +271,9 @@ def test_follow_cut_short_kills_the_base_backup(pair: Pair) -> None:
             await task
         assert not new.exists()
         assert not Path(pair.pgdata("beta")).exists()
-        ours = str(pair.base).encode()
-        assert not any(b"pg_basebackup" in line and ours in line for line in map(cmdline, pids()))
+        assert base_backups_under(pair.base) == []
 
     asyncio.run(scenario())
-
-
-def pids() -> list[int]:
-    """Every process id now."""
-    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
-
-
-def cmdline(pid: int) -> bytes:
-    """The command line of `pid` (empty when gone)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def test_a_start_cuts_a_follow_short(pair: Pair) -> None:
