@@ -121,6 +121,24 @@ def test_no_address_gives_nothing() -> None:
     assert kernel.walked == []
 
 
+def test_stale_says_when_a_read_would_walk() -> None:
+    kernel = FakeKernel()
+    reader = ConnectionReader(lambda: kernel.counters, kernel.walk)
+    assert not reader.stale([])  # nothing looked for yet, nothing wanted
+    assert reader.stale([VIP])  # never read
+    read(reader, [VIP])
+    assert not reader.stale([VIP])
+    assert reader.stale([VIP, IPv4Address("192.0.2.11")])  # other addresses
+    assert reader.stale([])  # no longer wanted: an empty list is news
+    kernel.counters = TcpCounters(1, 2, 2)
+    assert reader.stale([VIP])
+    read(reader, [VIP])
+    assert not reader.stale([VIP])
+    kernel.counters = None
+    assert reader.stale([VIP])  # unknown counters: always worth a look
+    assert len(kernel.walked) == 2  # stale() itself never walks
+
+
 # The real kernel, in a network namespace of the test's own (so no other program's
 # connections move its counters): the reader's answers and its walks, as JSON.
 IN_NAMESPACE = """
@@ -145,8 +163,10 @@ accepted, _ = server.accept()
 keeper = socket.create_connection(("127.0.0.1", port))
 keeper_port = keeper.getsockname()[1]
 kept, _ = server.accept()
+stale_when_new = reader.stale([LO])
 look("connected")
 look("nothing changed")
+stale_when_unchanged = reader.stale([LO])
 client.shutdown(socket.SHUT_WR)
 while accepted.recv(1):
     pass
@@ -159,6 +179,7 @@ kept.close()
 keeper.close()
 look("all closed")
 print(json.dumps({"steps": steps, "client_port": client_port,
+                  "stale": [stale_when_new, stale_when_unchanged],
                   "keeper_port": keeper_port}))
 """
 
@@ -188,6 +209,7 @@ def test_the_real_kernels_counters_gate_the_walk() -> None:
     assert steps["connected"] == (1, both)
     # Nothing moved: no walk, the same answer.
     assert steps["nothing changed"] == (1, both)
+    assert result["stale"] == [True, False]
     # The client's half is closed, the server's side waits in CLOSE_WAIT: still listed.
     half_walks, half_ports = steps["client half-closed"]
     assert half_ports == both

@@ -8,6 +8,7 @@ through the event queue, so the loop always comes back for the next heartbeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -80,9 +81,10 @@ HISTORY = 2000  # events kept in memory for `hotstandby events` and `why`
 # Decoded heartbeats remembered by their bytes: a beat's copies on the other links
 # arrive within a few milliseconds, long before a node's next beat.
 DECODED_KEPT = 8
-# The active node reads its connections on the floating addresses this often (a walk of
-# /proc/net/tcp only when the kernel's TCP counters moved: tickle.ConnectionReader), and sends the
-# list to its peers when it changed, or at least every CONNLIST_REFRESH while not empty.
+# The active node reads its connections on the floating addresses when the kernel's TCP
+# counters moved (looked at on each of its heartbeat wakeups; tickle.ConnectionReader), walking
+# /proc/net/tcp at most every CONNLIST_INTERVAL, and sends the list to its peers when it
+# changed, or at least every CONNLIST_REFRESH while not empty.
 CONNLIST_INTERVAL = 1.0
 CONNLIST_REFRESH = 5.0
 
@@ -212,6 +214,7 @@ class Agent:
         self._connlist_seq = 0
         self._connlist_generation = 0
         self._connections = ConnectionReader()
+        self._connlist_wake: asyncio.Event | None = None  # set: the publisher should look
         self.status_sections["connections"] = self._connlist_status
 
     # ------------------------------------------------------------ running
@@ -282,6 +285,7 @@ class Agent:
         if not self._step_at_once(tick):
             # Behind a step being carried out, or events waiting their turn: in order.
             self.queue.put_nowait(tick)
+        self._check_connections()
 
     async def _step(self, event: Event) -> None:
         commands = self.engine.step(event, self.clock())
@@ -651,32 +655,64 @@ class Agent:
             found += adapter.tickle_addresses
         return found
 
+    def _connection_addresses(self) -> list[IPAddress]:
+        """The addresses whose connections this node publishes: none unless it is active."""
+        return self._tickled_addresses() if self.engine.role is Role.ACTIVE else []
+
+    def _check_connections(self) -> None:
+        """Wake the publisher when this node's connections may have changed: run at every
+        deadline, which on the active node is its heartbeat timer, so a new client is known
+        to the peers within about an interval, at the price of reading a few counters on a
+        wakeup the node makes anyway (no timer of its own)."""
+        wake = self._connlist_wake
+        if wake is None or wake.is_set():
+            return
+        try:
+            stale = self._connections.stale(self._connection_addresses())
+        except OSError:
+            stale = True  # the publisher's read says what is wrong
+        if stale:
+            wake.set()
+
     async def _publish_connections(self) -> None:
-        """While active, send the peers this node's connections on the floating addresses."""
+        """While active, send the peers this node's connections on the floating addresses:
+        when they may have changed (`_check_connections`), and again every CONNLIST_REFRESH
+        while there are any; an empty list once when the node stops being active."""
+        wake = self._connlist_wake = asyncio.Event()
         while True:
-            await asyncio.sleep(CONNLIST_INTERVAL)
-            conns: tuple[Connection, ...] = ()
-            if self.engine.role is Role.ACTIVE:
-                try:
-                    conns = await self._connections.read(self._tickled_addresses())
-                except OSError as err:
-                    log.warning("cannot read this node's TCP connections: %s", err)
-                    continue
-            now = self.clock()
-            if conns == self._connlist_sent and (
-                not conns or now - self._connlist_sent_at < CONNLIST_REFRESH
-            ):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CONNLIST_REFRESH):
+                    await wake.wait()
+            wake.clear()
+            walks = self._connections.walks
+            try:
+                conns = await self._connections.read(self._connection_addresses())
+            except OSError as err:
+                log.warning("cannot read this node's TCP connections: %s", err)
+                await asyncio.sleep(CONNLIST_INTERVAL)
                 continue
-            if conns != self._connlist_sent:
-                self._connlist_generation += 1
-            messages = self.connlist.encode_all(
-                self.node, self.boot_id, self._connlist_seq + 1, self._connlist_generation, conns
-            )
-            self._connlist_seq += len(messages)
-            self._connlist_sent, self._connlist_sent_at = conns, now
-            for message in messages:
-                for link in self._connlist_links:
-                    link.send(message)
+            self._send_connections(conns)
+            if self._connections.walks != walks:
+                # However fast connections come and go, walk at most this often.
+                await asyncio.sleep(CONNLIST_INTERVAL)
+
+    def _send_connections(self, conns: tuple[Connection, ...]) -> None:
+        """Send `conns` to the peers if they changed, or to refresh a list that is not empty."""
+        now = self.clock()
+        if conns == self._connlist_sent and (
+            not conns or now - self._connlist_sent_at < CONNLIST_REFRESH
+        ):
+            return
+        if conns != self._connlist_sent:
+            self._connlist_generation += 1
+        messages = self.connlist.encode_all(
+            self.node, self.boot_id, self._connlist_seq + 1, self._connlist_generation, conns
+        )
+        self._connlist_seq += len(messages)
+        self._connlist_sent, self._connlist_sent_at = conns, now
+        for message in messages:
+            for link in self._connlist_links:
+                link.send(message)
 
     def _receive_connlist(self, link: str, data: bytes) -> None:
         try:

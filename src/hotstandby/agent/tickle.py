@@ -207,17 +207,28 @@ class ConnectionReader:
     ) -> None:
         self._counters = counters
         self._walk = walk
-        # The counters read just before the last walk, and the addresses it looked for.
-        self._mark: tuple[TcpCounters, tuple[IPAddress, ...]] | None = None
+        # What the last read looked for, the counters read just before it (None: never
+        # read, or unknown), and what it found.
+        self._wanted: tuple[IPAddress, ...] = ()
+        self._seen: TcpCounters | None = None
         self._last: tuple[Connection, ...] = ()
         self.walks = 0
+
+    def stale(self, addresses: Sequence[IPAddress]) -> bool:
+        """Whether reading `addresses` now might find other connections than the last read."""
+        wanted = tuple(addresses)
+        if wanted != self._wanted:
+            return True
+        if not wanted:
+            return False  # nothing looked for: nothing to find either
+        return self._seen is None or self._counters() != self._seen
 
     async def read(self, addresses: Sequence[IPAddress]) -> tuple[Connection, ...]:
         """The open connections on `addresses`, sorted (OSError when /proc cannot be read)."""
         wanted = tuple(addresses)
         # Read before the walk: a connection opening during it moves them for the next read.
         counters = self._counters()
-        if counters is not None and (counters, wanted) == self._mark:
+        if wanted == self._wanted and counters is not None and counters == self._seen:
             return self._last
         if not wanted or (counters is not None and counters.current == 0):
             found: tuple[Connection, ...] = ()
@@ -225,8 +236,7 @@ class ConnectionReader:
             # Blocking (a walk can take milliseconds): off the event loop.
             found = await asyncio.to_thread(self._walk, wanted)
             self.walks += 1
-        self._mark = None if counters is None else (counters, wanted)
-        self._last = found
+        self._wanted, self._seen, self._last = wanted, counters, found
         return found
 
 
