@@ -665,13 +665,12 @@ class Agent:
         to the peers within about an interval, at the price of reading a few counters on a
         wakeup the node makes anyway (no timer of its own)."""
         wake = self._connlist_wake
-        if wake is None or wake.is_set():
-            return
-        try:
-            stale = self._connections.stale(self._connection_addresses())
-        except OSError:
-            stale = True  # the publisher's read says what is wrong
-        if stale:
+        # Unreadable counters count as moved: the publisher's read then says what is wrong.
+        if (
+            wake is not None
+            and not wake.is_set()
+            and self._connections.stale(self._connection_addresses())
+        ):
             wake.set()
 
     async def _publish_connections(self) -> None:

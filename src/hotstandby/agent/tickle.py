@@ -42,7 +42,7 @@ READ_SIZE = 65536  # below malloc's mmap threshold: no fresh (locked) pages ever
 ESTABLISHED = "01"
 # The server's side of a connection whose client has closed its half and may still wait
 # for the answer: as stuck as an established one when the server freezes. The kernel's
-# CurrEstab counter (TcpCounters) counts both states, so the reader's gate matches the walk.
+# CurrEstab counter (TcpCounters) counts both states on recent kernels, as the walk does.
 CLOSE_WAIT = "08"
 OPEN_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
 ROUNDS = 3
