@@ -399,6 +399,24 @@ def _resume(pids: list[int]) -> None:
             os.kill(pid, signal.SIGCONT)
 
 
+@contextmanager
+def _under_writes(rc: ReplCluster, warmup: int) -> Iterator[tuple[str, str, Workload]]:
+    """The agents up and the workload writing through the floating address: `warmup`
+    commits acknowledged and the replica promotable. Yields (primary, replica, workload);
+    the workload is closed on the way out, however the trial ends."""
+    primary = bring_up(rc)
+    replica = other(primary)
+    load = Workload(rc.lab, rc.cluster)
+    try:
+        load.prepare()
+        load.start()
+        load.wait_acked(warmup)
+        wait_promotable(rc, primary, replica)
+        yield primary, replica, load
+    finally:
+        load.close()
+
+
 def takeover_trial(
     rc: ReplCluster,
     *,
@@ -412,14 +430,7 @@ def takeover_trial(
     if fault not in ("power", "freeze"):
         raise ValueError(f"fault must be 'power' or 'freeze', not {fault!r}")
     lab, cluster = rc.lab, rc.cluster
-    active = bring_up(rc)
-    standby = other(active)
-    load = Workload(lab, cluster)
-    try:
-        load.prepare()
-        load.start()
-        load.wait_acked(warmup)
-        wait_promotable(rc, active, standby)
+    with _under_writes(rc, warmup) as (active, standby, load):
         if lag_cut > 0:
             cut_replication(lab)
             # The fault's own timing: the replica falls this far behind.
@@ -432,9 +443,10 @@ def takeover_trial(
             if left:
                 raise LabError(f"processes of {active} outlived its power loss: {left}")
         else:
-            # The standby learns the primary's client connections once a second: a client
-            # connected in the last second is not among them yet, and a frozen primary's
-            # client is freed only by the tickles sent for what the standby knew.
+            # The standby learns the primary's client connections about a heartbeat interval
+            # after they open (a second at most): a client connected just before is not among
+            # them yet, and a frozen primary's client is freed only by the tickles sent for
+            # what the standby knew.
             def known() -> bool:
                 status = cluster.status(standby) or {}
                 return bool(status.get("connections", {}).get("known", {}).get(active))
@@ -462,8 +474,6 @@ def takeover_trial(
         return Takeover(
             fault, active, standby, verdict, fell, took, lag_cut, new_steps, back_again, stuck
         )
-    finally:
-        load.close()
 
 
 # ---- the replication link cut ------------------------------------------------------------
@@ -499,79 +509,73 @@ def cut_trial(
     """
     lab, cluster = rc.lab, rc.cluster
     waits = rc.opts.synchronous and rc.opts.on_replica_lost == "wait"
-    primary = bring_up(rc)
-    replica = other(primary)
-    load = Workload(lab, cluster)
-    try:
-        load.prepare()
-        load.start()
-        load.wait_acked(warmup)
-        wait_promotable(rc, primary, replica)
-        since = time.time()
-        began = time.monotonic()
-        cut_replication(lab)
-        degraded: float | None = None
-        if waits:
-            # The fault's own length: nothing ends it but the heal.
-            time.sleep(hold)
-        else:
+    with _under_writes(rc, warmup) as (primary, replica, load):
+        # Healed however the trial ends: a cut left behind would break the next one.
+        try:
+            since = time.time()
+            began = time.monotonic()
+            cut_replication(lab)
+            degraded: float | None = None
+            if waits:
+                # The fault's own length: nothing ends it but the heal.
+                time.sleep(hold)
+            else:
 
-            def going_on() -> bool:
-                v = view(rc, primary)
-                return v is not None and replica not in v["required"] and not v["dropping"]
+                def going_on() -> bool:
+                    v = view(rc, primary)
+                    return v is not None and replica not in v["required"] and not v["dropping"]
 
-            load.wait("the primary to go on without its replica", going_on, 120)
-            degraded = time.monotonic() - began
-            load.wait_acked(during, after=began + degraded)
+                load.wait("the primary to go on without its replica", going_on, 120)
+                degraded = time.monotonic() - began
+                load.wait_acked(during, after=began + degraded)
 
-            def reported() -> bool:
-                v = view(rc, replica)
-                return v is not None and not v["copy_promotable"]
+                def reported() -> bool:
+                    v = view(rc, replica)
+                    return v is not None and not v["copy_promotable"]
 
-            load.wait("the replica to say its copy may not be promoted", reported, 30)
-        # Commits acknowledged during the cut (after a moment for those already in flight).
-        acked_during = load.acked(after=began + CUT_SETTLE)
-        ineligible = tuple(
-            str(e["message"])
-            for node in NODES
-            for e in events(rc, node, "alarm.replica_ineligible", since)
-        )
-        degrade = tuple(str(e["message"]) for e in events(rc, primary, "replication", since))
-        replica_view = view(rc, replica) or {}
-        said = tuple(why(rc, replica))
-        roles = cluster.roles()
-        healed = time.monotonic()
-        heal_replication(lab)
-        caught_up = wait_promotable(rc, primary, replica, 120)
-        load.wait_acked(after, after=healed + caught_up)
-        resumed = min(float(r["t"]) for r in load.poll() if "ok" in r and r["t"] > healed)
-        records = load.stop()
-        verdict = load.verify()
-        takeovers = sum(
-            1
-            for node in NODES
-            for e in events(rc, node, "role", since)
-            if "taking" in str(e["message"]).split("->")[-1]
-        )
-        return Cut(
-            primary=primary,
-            replica=replica,
-            verdict=verdict,
-            stall=_between(records, began, None if waits else healed),
-            degraded=degraded,
-            acked_during=acked_during,
-            ineligible=ineligible,
-            degrade=degrade,
-            why_not=str(replica_view.get("why_not_promotable") or ""),
-            why=said,
-            roles=roles,
-            takeovers=takeovers,
-            caught_up=caught_up,
-            resumed=resumed - healed,
-        )
-    finally:
-        heal_replication(lab)
-        load.close()
+                load.wait("the replica to say its copy may not be promoted", reported, 30)
+            # Commits acknowledged during the cut (after a moment for those already in flight).
+            acked_during = load.acked(after=began + CUT_SETTLE)
+            ineligible = tuple(
+                str(e["message"])
+                for node in NODES
+                for e in events(rc, node, "alarm.replica_ineligible", since)
+            )
+            degrade = tuple(str(e["message"]) for e in events(rc, primary, "replication", since))
+            replica_view = view(rc, replica) or {}
+            said = tuple(why(rc, replica))
+            roles = cluster.roles()
+            healed = time.monotonic()
+            heal_replication(lab)
+            caught_up = wait_promotable(rc, primary, replica, 120)
+            load.wait_acked(after, after=healed + caught_up)
+            resumed = min(float(r["t"]) for r in load.poll() if "ok" in r and r["t"] > healed)
+            records = load.stop()
+            verdict = load.verify()
+            takeovers = sum(
+                1
+                for node in NODES
+                for e in events(rc, node, "role", since)
+                if "taking" in str(e["message"]).split("->")[-1]
+            )
+            return Cut(
+                primary=primary,
+                replica=replica,
+                verdict=verdict,
+                stall=_between(records, began, None if waits else healed),
+                degraded=degraded,
+                acked_during=acked_during,
+                ineligible=ineligible,
+                degrade=degrade,
+                why_not=str(replica_view.get("why_not_promotable") or ""),
+                why=said,
+                roles=roles,
+                takeovers=takeovers,
+                caught_up=caught_up,
+                resumed=resumed - healed,
+            )
+        finally:
+            heal_replication(lab)
 
 
 # ---- switchovers -------------------------------------------------------------------------
@@ -601,13 +605,9 @@ def switchover_trial(
     rc: ReplCluster, *, count: int = 2, warmup: int = 200, after: int = 100
 ) -> Switchovers:
     """Switch over `count` times under writes, each time once the replica is caught up."""
-    lab, cluster = rc.lab, rc.cluster
-    primary = bring_up(rc)
-    load = Workload(lab, cluster)
-    try:
-        load.prepare()
-        load.start()
-        load.wait_acked(warmup)
+    cluster = rc.cluster
+    with _under_writes(rc, warmup) as (first, _, load):
+        primary = first  # then whichever node the last switchover made the primary
         marks: list[tuple[str, str, float, float, float, tuple[str, ...]]] = []
         for _ in range(count):
             replica = other(primary)
@@ -634,5 +634,3 @@ def switchover_trial(
             end = marks[i + 1][2] if i + 1 < len(marks) else None
             moves.append(Move(old, new, _between(records, began, end), took, rejoined, how))
         return Switchovers(verdict, tuple(moves))
-    finally:
-        load.close()
