@@ -65,6 +65,16 @@ def make_cluster(lab: Lab, tickle: bool, address: str = FLOATING_IPV4) -> LabClu
     return cluster
 
 
+def up_with_client(
+    lab: Lab, tickle: bool, address: str = FLOATING_IPV4
+) -> tuple[LabCluster, str, str, Client]:
+    """The cluster up (tickles on or off) and a client connected through `address`:
+    (cluster, active node, standby node, client)."""
+    cluster = make_cluster(lab, tickle, address)
+    active = cluster.up()
+    return cluster, active, cluster.other(active), Client(lab, address)
+
+
 def start_servers(lab: Lab) -> dict[str, LabProcess]:
     """A silent TCP server on every node, listening once this returns."""
     servers = {}
@@ -138,10 +148,7 @@ def freeze_active(lab: Lab, cluster: LabCluster, servers: dict[str, LabProcess],
 def test_a_client_of_a_frozen_active_node_is_freed_by_the_takeover(
     lab: Lab, servers: dict[str, LabProcess], tickle: bool
 ) -> None:
-    cluster = make_cluster(lab, tickle)
-    active = cluster.up()
-    standby = cluster.other(active)
-    client = Client(lab)
+    cluster, active, standby, client = up_with_client(lab, tickle)
     client.send()
     if tickle:
         wait_known(cluster, standby, active)
@@ -184,10 +191,7 @@ def test_a_client_of_a_frozen_active_node_is_freed_by_the_takeover(
 def test_a_client_of_a_powered_off_node_is_freed_either_way(
     lab: Lab, servers: dict[str, LabProcess], tickle: bool
 ) -> None:
-    cluster = make_cluster(lab, tickle)
-    active = cluster.up()
-    standby = cluster.other(active)
-    client = Client(lab)
+    cluster, active, standby, client = up_with_client(lab, tickle)
     if tickle:
         wait_known(cluster, standby, active)
     lost_at = time.time()
@@ -208,10 +212,7 @@ def test_a_client_of_a_powered_off_node_is_freed_either_way(
 def test_an_ipv6_client_of_a_frozen_active_node_is_freed_by_the_takeover(
     lab: Lab, servers: dict[str, LabProcess]
 ) -> None:
-    cluster = make_cluster(lab, True, FLOATING_IPV6)
-    active = cluster.up()
-    standby = cluster.other(active)
-    client = Client(lab, FLOATING_IPV6)
+    cluster, active, standby, client = up_with_client(lab, True, FLOATING_IPV6)
     client.send()
     wait_known(cluster, standby, active)
     freeze_active(lab, cluster, servers, active)
