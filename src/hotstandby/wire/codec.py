@@ -53,7 +53,7 @@ MAX_MESSAGE = 1024  # fits a serial frame and a 4 KiB disk slot; a 2-node beat i
 MAX_STRING = 254  # an ostr's prefix needs length + 1 to fit a byte
 MIN_SECRET = 32  # bytes; matches keys.MIN_SECRET_BYTES
 DIGEST_BYTES = 8
-_U64_LIMIT = 1 << 64
+U64_LIMIT = 1 << 64
 
 # Stable codes: appending a value never renumbers old ones, and a code is never reused.
 # Enum order is deliberately not used: reordering an enum must not change the wire.
@@ -160,8 +160,9 @@ def wire_digest(digest: str) -> str:
 # ---------------------------------------------------------------- encoding
 
 
-def _varint(value: int, what: str) -> bytes:
-    if not 0 <= value < _U64_LIMIT:
+def varint(value: int, what: str) -> bytes:
+    """`value` as an unsigned LEB128 varint (ValueError naming `what` when out of range)."""
+    if not 0 <= value < U64_LIMIT:
         raise ValueError(f"{what} out of range 0..2**64-1: {value}")
     out = bytearray()
     while True:
@@ -209,27 +210,27 @@ def _flags(beat: Heartbeat) -> int:
 
 
 def _body(beat: Heartbeat) -> bytes:
-    if not 0 <= beat.boot < _U64_LIMIT:
+    if not 0 <= beat.boot < U64_LIMIT:
         raise ValueError(f"boot id out of range 0..2**64-1: {beat.boot}")
     parts = [
         _str(beat.sender, "sender"),
         struct.pack(">Q", beat.boot),
-        _varint(beat.seq, "seq"),
-        _varint(beat.epoch, "epoch"),
+        varint(beat.seq, "seq"),
+        varint(beat.epoch, "epoch"),
         bytes([ROLE_CODES[beat.role], _flags(beat)]),
         _digest(beat.digest),
-        _varint(len(beat.heard), "heard count"),
+        varint(len(beat.heard), "heard count"),
     ]
     for node, seq in beat.heard:
-        parts += [_str(node, "heard node"), _varint(seq, "heard seq")]
-    parts += [_ostr(beat.handover_to, "handover_to"), _varint(len(beat.intents), "intents")]
+        parts += [_str(node, "heard node"), varint(seq, "heard seq")]
+    parts += [_ostr(beat.handover_to, "handover_to"), varint(len(beat.intents), "intents")]
     for intent in beat.intents:
         parts += [
             _str(intent.id, "intent id"),
             bytes([ACTION_CODES[intent.action]]),
             _ostr(intent.target, "intent target"),
         ]
-    parts.append(_varint(len(beat.promotable), "promotable count"))
+    parts.append(varint(len(beat.promotable), "promotable count"))
     parts += [_str(node, "promotable node") for node in beat.promotable]
     return b"".join(parts)
 
@@ -279,7 +280,7 @@ class Reader:
                 # of one value, and decode(x) must re-encode to x.
                 if byte == 0 and shift:
                     raise MalformedError("overlong varint")
-                if value >= _U64_LIMIT:
+                if value >= U64_LIMIT:
                     raise MalformedError("varint over 64 bits")
                 return value
         raise MalformedError("varint too long")

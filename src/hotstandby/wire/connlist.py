@@ -32,17 +32,18 @@ from hotstandby.wire.codec import (
     HEADER_SIZE,
     MAC_SIZE,
     MAX_MESSAGE,
+    U64_LIMIT,
     BadMacError,
     Codec,
     MalformedError,
     Reader,
     check_frame,
+    varint,
 )
 
 MAGIC = b"HT"
 VERSION = 1
 MAX_CHUNKS = 255  # a u8: about 13,000 IPv4 connections; split() leaves out the rest
-_U64_LIMIT = 1 << 64
 _ENTRY = {4: 1 + 4 + 2 + 4 + 2, 6: 1 + 16 + 2 + 16 + 2}
 # Header, MAC and the body's fixed part with a 254-byte sender name, 10-byte varints.
 _OVERHEAD = HEADER_SIZE + MAC_SIZE + 1 + 254 + 8 + 10 + 10 + 2 + 3
@@ -79,19 +80,6 @@ class Chunk:
 def is_connlist(data: bytes) -> bool:
     """Whether a datagram claims to be a connection list (not a heartbeat): one comparison."""
     return data[:2] == MAGIC
-
-
-def _varint(value: int, what: str) -> bytes:
-    if not 0 <= value < _U64_LIMIT:
-        raise ValueError(f"{what} out of range 0..2**64-1: {value}")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if not value:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
 
 
 def _entry(conn: Connection) -> bytes:
@@ -139,16 +127,16 @@ class ConnListCodec:
         raw = chunk.sender.encode("utf-8")
         if not 0 < len(raw) <= 254:
             raise ValueError(f"sender name of {len(raw)} bytes")
-        if not 0 <= chunk.boot < _U64_LIMIT:
+        if not 0 <= chunk.boot < U64_LIMIT:
             raise ValueError(f"boot id out of range: {chunk.boot}")
         body = b"".join(
             [
                 bytes([len(raw)]) + raw,
                 struct.pack(">Q", chunk.boot),
-                _varint(chunk.seq, "seq"),
-                _varint(chunk.generation, "generation"),
+                varint(chunk.seq, "seq"),
+                varint(chunk.generation, "generation"),
                 bytes([chunk.index, chunk.count]),
-                _varint(len(chunk.connections), "count"),
+                varint(len(chunk.connections), "count"),
                 *(_entry(c) for c in chunk.connections),
             ]
         )
