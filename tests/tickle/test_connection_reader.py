@@ -9,10 +9,11 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
-from hotstandby.agent.tickle import ConnectionReader, TcpCounters, parse_snmp_tcp
+from hotstandby.agent.tickle import ConnectionReader, TcpCounterFile, TcpCounters, parse_snmp_tcp
 from hotstandby.lab import skip_reason
 from hotstandby.wire.connlist import Connection, IPAddress
 
@@ -45,6 +46,24 @@ def test_snmp_text_gives_the_tcp_counters() -> None:
 )
 def test_an_unreadable_snmp_text_gives_no_counters(text: str) -> None:
     assert parse_snmp_tcp(text) is None
+
+
+def test_the_counter_file_reads_the_text_anew_each_time(tmp_path: Path) -> None:
+    snmp = tmp_path / "snmp"
+    counters = TcpCounterFile(str(snmp))
+    assert counters() is None  # not there (yet): unknown, and no descriptor kept
+    snmp.write_text(SNMP)
+    assert counters() == TcpCounters(17, 42, 5)
+    # Rewritten in place, as the kernel renders it anew: the kept descriptor sees it.
+    with snmp.open("r+") as f:
+        f.write(SNMP.replace("-1 17 42 0 3 5", "-1 18 42 0 3 6"))
+    assert counters() == TcpCounters(18, 42, 6)
+    counters.close()
+    counters.close()  # twice is harmless
+    assert counters() == TcpCounters(18, 42, 6)  # opened again
+    snmp.write_text("Tcp: nothing useful\n")
+    assert counters() is None
+    counters.close()
 
 
 class FakeKernel:

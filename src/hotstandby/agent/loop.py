@@ -214,6 +214,10 @@ class Agent:
         self._connlist_seq = 0
         self._connlist_generation = 0
         self._connections = ConnectionReader()
+        # The resources that tickle, sorted out when the agent starts: an isinstance()
+        # against a runtime-checkable protocol inspects the class each time, and the active
+        # node looks at them on each of its heartbeats.
+        self._tickled: list[tuple[str, TickledAdapter]] = []
         self._connlist_wake: asyncio.Event | None = None  # set: the publisher should look
         self.status_sections["connections"] = self._connlist_status
 
@@ -231,6 +235,11 @@ class Agent:
         for link in self.adapters.links:
             await link.start(self._deliver)
         ident = self.boot_id = (self.stored.boots << 32) | secrets.randbits(32)
+        self._tickled = [
+            (name, adapter)
+            for name, adapter in self.adapters.resources.items()
+            if isinstance(adapter, TickledAdapter)
+        ]
         if self._connlist_links and self._tickled_addresses(running=False):
             self._spawn(self._publish_connections())
         boot = Boot(boot=ident, epoch=loaded.state.epoch, was_active=loaded.state.active)
@@ -254,6 +263,7 @@ class Agent:
                 await asyncio.wait(pending, timeout=1.0)
             for link in self.adapters.links:
                 await link.close()
+            self._connections.close()
 
     async def _next_event(self) -> Event | _Carry:
         # No timeout here: the engine's deadlines come as Ticks from `_on_deadline`.
@@ -646,9 +656,7 @@ class Agent:
     def _tickled_addresses(self, *, running: bool = True) -> list[IPAddress]:
         """The floating addresses of ip resources with tickles on (only running ones)."""
         found: list[IPAddress] = []
-        for name, adapter in self.adapters.resources.items():
-            if not isinstance(adapter, TickledAdapter):
-                continue
+        for name, adapter in self._tickled:
             view = self.engine.group.by_name.get(name)
             if running and (view is None or view.state is not ResState.RUNNING):
                 continue

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PROC_TCP = {4: "/proc/self/net/tcp", 6: "/proc/self/net/tcp6"}
 PROC_SOCKSTAT = {4: "/proc/self/net/sockstat", 6: "/proc/self/net/sockstat6"}
 PROC_SNMP = "/proc/self/net/snmp"
+SNMP_READ_SIZE = 16384  # /proc/net/snmp is about 1.3 KiB
 READ_SIZE = 65536  # below malloc's mmap threshold: no fresh (locked) pages every second
 ESTABLISHED = "01"
 # The server's side of a connection whose client has closed its half and may still wait
@@ -137,23 +138,56 @@ class TcpCounters:
 
 def parse_snmp_tcp(text: str) -> TcpCounters | None:
     """The TCP counters of a /proc/net/snmp text (a header line, then a value line)."""
-    rows = [line.split()[1:] for line in text.splitlines() if line.startswith("Tcp:")]
-    if len(rows) != 2 or len(rows[0]) != len(rows[1]):
+    # Looked for directly rather than by splitting every line: the file has some twenty
+    # lines, and the active node reads it on each of its heartbeats.
+    head_at = ("\n" + text).find("\nTcp:")
+    if head_at < 0:
         return None
-    values = dict(zip(rows[0], rows[1], strict=True))
+    head_end = text.find("\n", head_at)
+    value_end = text.find("\n", head_end + 1) if head_end >= 0 else -1
+    if head_end < 0:
+        return None
+    names = text[head_at:head_end].split()
+    values = text[head_end + 1 : value_end if value_end >= 0 else len(text)].split()
+    if len(names) != len(values) or values[:1] != ["Tcp:"] or names.count("Tcp:") != 1:
+        return None
     try:
-        return TcpCounters(int(values["ActiveOpens"]), int(values["PassiveOpens"]),
-                           int(values["CurrEstab"]))  # fmt: skip
-    except (KeyError, ValueError):
-        return None
+        active = int(values[names.index("ActiveOpens")])
+        passive = int(values[names.index("PassiveOpens")])
+        current = int(values[names.index("CurrEstab")])
+    except ValueError:
+        return None  # a counter missing (index) or not a number (int)
+    return TcpCounters(active, passive, current)
 
 
-def tcp_counters() -> TcpCounters | None:
-    """This namespace's TCP counters (a few microseconds: no walk); None if unreadable."""
-    try:
-        return parse_snmp_tcp(_proc_text(PROC_SNMP))
-    except OSError:
-        return None
+class TcpCounterFile:
+    """This namespace's TCP counters, read from a descriptor kept open for the purpose.
+
+    Opening /proc/self/net/snmp costs several times what reading it does (a path walk
+    through procfs, a new file), and the active node reads it on each of its heartbeats;
+    a seq_file read at offset 0 renders it anew each time.
+    """
+
+    def __init__(self, path: str = PROC_SNMP) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __call__(self) -> TcpCounters | None:
+        """The counters now (a few microseconds: no walk); None if unreadable."""
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            data = os.pread(self._fd, SNMP_READ_SIZE, 0)
+        except OSError:
+            self.close()  # opened again on the next call
+            return None
+        return parse_snmp_tcp(data.decode("ascii", errors="replace"))
+
+    def close(self) -> None:
+        """Close the descriptor (a later call opens it again)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def sort_key(conn: Connection) -> tuple[int, bytes, int, bytes, int]:
@@ -202,9 +236,12 @@ class ConnectionReader:
 
     def __init__(
         self,
-        counters: Callable[[], TcpCounters | None] = tcp_counters,
+        counters: Callable[[], TcpCounters | None] | None = None,
         walk: Callable[[Sequence[IPAddress]], tuple[Connection, ...]] = established,
     ) -> None:
+        self._file: TcpCounterFile | None = None
+        if counters is None:
+            counters = self._file = TcpCounterFile()
         self._counters = counters
         self._walk = walk
         # What the last read looked for, the counters read just before it (None: never
@@ -238,6 +275,11 @@ class ConnectionReader:
             self.walks += 1
         self._wanted, self._seen, self._last = wanted, counters, found
         return found
+
+    def close(self) -> None:
+        """Let go of the counter file (when reading this node's own counters)."""
+        if self._file is not None:
+            self._file.close()
 
 
 # ---- the tickle segment ----------------------------------------------------------------------
