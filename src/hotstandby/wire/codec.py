@@ -35,6 +35,7 @@ canonical), which the fuzz tests check.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
@@ -164,15 +165,17 @@ def varint(value: int, what: str) -> bytes:
     """`value` as an unsigned LEB128 varint (ValueError naming `what` when out of range)."""
     if not 0 <= value < U64_LIMIT:
         raise ValueError(f"{what} out of range 0..2**64-1: {value}")
+    if value < 0x80:
+        return _ONE_BYTE[value]
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
+
+
+_ONE_BYTE = tuple(bytes([b]) for b in range(0x80))
 
 
 def _str(value: str, what: str) -> bytes:
@@ -189,7 +192,9 @@ def _ostr(value: str | None, what: str) -> bytes:
     return bytes([raw[0] + 1]) + raw[1:]
 
 
+@functools.lru_cache(maxsize=8)
 def _digest(digest: str) -> bytes:
+    # Cached: a node's digest changes only with its configuration, and every beat has it.
     hexpart = wire_digest(digest)
     if len(hexpart) % 2 or any(c not in "0123456789abcdef" for c in hexpart):
         raise ValueError(f"digest must be hex with an even length: {digest!r}")
@@ -257,7 +262,11 @@ class Reader:
 
     def u8(self) -> int:
         """One unsigned byte."""
-        return self.take(1)[0]
+        pos = self.pos
+        if pos >= len(self.data):
+            raise MalformedError("body ends early")
+        self.pos = pos + 1
+        return self.data[pos]
 
     def u32(self) -> int:
         """A big-endian unsigned 32-bit integer."""
@@ -271,11 +280,18 @@ class Reader:
 
     def varint(self) -> int:
         """An unsigned LEB128 integer below 2**64, canonically encoded."""
+        # Indexes the bytes itself rather than calling u8() per byte: heartbeats carry
+        # sequence numbers seven bytes long, and every beat is read.
+        data, pos, end = self.data, self.pos, len(self.data)
         value = 0
         for shift in range(0, 70, 7):
-            byte = self.u8()
+            if pos >= end:
+                raise MalformedError("body ends early")
+            byte = data[pos]
+            pos += 1
             value |= (byte & 0x7F) << shift
             if not byte & 0x80:
+                self.pos = pos
                 # Canonical only: a zero last byte (overlong) would give two encodings
                 # of one value, and decode(x) must re-encode to x.
                 if byte == 0 and shift:
@@ -283,6 +299,7 @@ class Reader:
                 if value >= U64_LIMIT:
                     raise MalformedError("varint over 64 bits")
                 return value
+        self.pos = pos
         raise MalformedError("varint too long")
 
     def text(self, n: int) -> str:
