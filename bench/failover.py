@@ -441,7 +441,7 @@ class Idle:
     rss_mib: float
 
 
-def _ticks(pid: int) -> int:
+def cpu_ticks(pid: int) -> int:
     """utime + stime + cutime + cstime of pid: its own CPU and that of children it reaped
     (keepalived's check scripts are short-lived children, reaped by its VRRP process)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -467,7 +467,7 @@ def measure_idle(profiles: Sequence[Profile], seconds: float) -> dict[str, dict[
         start: dict[tuple[str, str], dict[int, int]] = {}
         for profile, _, system, _ in setups:
             for node in NODES:
-                start[(profile.name, node)] = {p: _ticks(p) for p in system.agent_pids(node)}
+                start[(profile.name, node)] = {p: cpu_ticks(p) for p in system.agent_pids(node)}
         # The floor in the same window, so a loaded machine shows in both: a bare asyncio
         # loop moving the same datagrams (bench/idle_floor.py, on the host's loopback).
         floor: list[tuple[float, int]] = []
@@ -488,7 +488,7 @@ def measure_idle(profiles: Sequence[Profile], seconds: float) -> dict[str, dict[
                 # Only processes alive at both ends (a script running at either end is not);
                 # the ones that came and went are in their reaper's cutime/cstime.
                 pids = [p for p in system.agent_pids(node) if p in before]
-                ticks = sum(_ticks(p) - before[p] for p in pids)
+                ticks = sum(cpu_ticks(p) - before[p] for p in pids)
                 rss = sum(_rss_kib(p) for p in system.agent_pids(node))
                 out[profile.name][roles[profile.name][node]] = Idle(
                     100.0 * ticks / hz / took, rss / 1024
