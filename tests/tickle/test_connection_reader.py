@@ -32,6 +32,9 @@ Udp: 10 0
 
 def test_snmp_text_gives_the_tcp_counters() -> None:
     assert parse_snmp_tcp(SNMP) == TcpCounters(active_opens=17, passive_opens=42, current=5)
+    # The Tcp lines first, and the last line without its newline: the same counters.
+    first = "Tcp: ActiveOpens CurrEstab PassiveOpens\nTcp: 7 1 9"
+    assert parse_snmp_tcp(first) == TcpCounters(active_opens=7, passive_opens=9, current=1)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +42,7 @@ def test_snmp_text_gives_the_tcp_counters() -> None:
     [
         "",
         "Tcp: ActiveOpens PassiveOpens CurrEstab\n",  # no value line
+        "Tcp: ActiveOpens PassiveOpens CurrEstab",  # nor the header's end
         "Tcp: ActiveOpens PassiveOpens CurrEstab\nTcp: 1 2\n",  # a value missing
         "Tcp: ActiveOpens PassiveOpens\nTcp: 1 2\n",  # no CurrEstab
         "Tcp: ActiveOpens PassiveOpens CurrEstab\nTcp: 1 x 3\n",  # not a number

@@ -144,9 +144,9 @@ def parse_snmp_tcp(text: str) -> TcpCounters | None:
     if head_at < 0:
         return None
     head_end = text.find("\n", head_at)
-    value_end = text.find("\n", head_end + 1) if head_end >= 0 else -1
     if head_end < 0:
-        return None
+        return None  # a header line and no value line
+    value_end = text.find("\n", head_end + 1)
     names = text[head_at:head_end].split()
     values = text[head_end + 1 : value_end if value_end >= 0 else len(text)].split()
     if len(names) != len(values) or values[:1] != ["Tcp:"] or names.count("Tcp:") != 1:
