@@ -706,6 +706,10 @@ def render(results: dict[str, Any]) -> str:
             f"{'RSS standby':>12}"
         )
         out += [head, "-" * len(head)]
+        # Each system's CPU as a multiple of the floor of the same window: the floor moves
+        # with the machine's state (0.3% to 0.7% of a core within a day on one machine),
+        # the ratio much less.
+        floor = results["idle"].get(FLOOR)
         for name, by_role in results["idle"].items():
             a, s = by_role["active"], by_role["standby"]
             if name == FLOOR:
@@ -714,9 +718,15 @@ def render(results: dict[str, Any]) -> str:
                     f"{'-':>11} {'-':>12}  (its processes a and b, same window)"
                 )
                 continue
+            ratio = ""
+            if floor and floor["active"]["cpu_percent"] and floor["standby"]["cpu_percent"]:
+                ratio = (
+                    f"  {a['cpu_percent'] / floor['active']['cpu_percent']:.1f}x / "
+                    f"{s['cpu_percent'] / floor['standby']['cpu_percent']:.1f}x the floor"
+                )
             out.append(
                 f"{name:<22} {a['cpu_percent']:>9.2f}% {s['cpu_percent']:>10.2f}% "
-                f"{a['rss_mib']:>7.1f} MiB {s['rss_mib']:>8.1f} MiB"
+                f"{a['rss_mib']:>7.1f} MiB {s['rss_mib']:>8.1f} MiB{ratio}"
             )
         out.append("")
     if results.get("lan_cut"):
