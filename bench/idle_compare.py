@@ -70,13 +70,15 @@ def _rep(base_src: str, seconds: float) -> tuple[dict[str, dict[str, float]], li
     # The labs take a few seconds to come up: the floor's window starts when they are idle.
     starter = threading.Timer(8.0, lambda: floor.extend(run_floor(0.1, 3, seconds)))
     starter.start()
+    # Both waited for before either is judged: a failed side must not leave the other's
+    # lab running behind us.
+    outs = {name: proc.communicate(timeout=seconds + 120)[0] for name, proc in procs.items()}
+    starter.join()
     results = {}
     for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=seconds + 120)
         if proc.returncode != 0:
             raise SystemExit(f"the {name} side failed (exit {proc.returncode})")
-        results[name] = json.loads(out.decode().strip().splitlines()[-1])
-    starter.join()
+        results[name] = json.loads(outs[name].decode().strip().splitlines()[-1])
     return results, [cpu for cpu, _ in floor]
 
 
