@@ -448,6 +448,16 @@ def cpu_ticks(pid: int) -> int:
     return sum(int(x) for x in fields[11:15])
 
 
+def cpu_percent(before: dict[int, int], pids: Sequence[int], took: float) -> float:
+    """CPU of `pids` since `before` (their cpu_ticks then) over `took` seconds, as % of a core.
+
+    Only processes alive at both ends count (a script running at either end does not); the
+    ones that came and went are in their reaper's cutime/cstime.
+    """
+    ticks = sum(cpu_ticks(p) - before[p] for p in pids if p in before)
+    return 100.0 * ticks / os.sysconf("SC_CLK_TCK") / took
+
+
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -457,7 +467,6 @@ def _rss_kib(pid: int) -> int:
 
 def measure_idle(profiles: Sequence[Profile], seconds: float) -> dict[str, dict[str, Idle]]:
     """Every profile's idle agents, all in their own labs during the same window."""
-    hz = os.sysconf("SC_CLK_TCK")
     with contextlib.ExitStack() as stack:
         setups = [(p, *stack.enter_context(running(p))) for p in profiles]
         roles: dict[str, dict[str, str]] = {}
@@ -484,15 +493,10 @@ def measure_idle(profiles: Sequence[Profile], seconds: float) -> dict[str, dict[
         for profile, _, system, _ in setups:
             out[profile.name] = {}
             for node in NODES:
-                before = start[(profile.name, node)]
-                # Only processes alive at both ends (a script running at either end is not);
-                # the ones that came and went are in their reaper's cutime/cstime.
-                pids = [p for p in system.agent_pids(node) if p in before]
-                ticks = sum(cpu_ticks(p) - before[p] for p in pids)
-                rss = sum(_rss_kib(p) for p in system.agent_pids(node))
-                out[profile.name][roles[profile.name][node]] = Idle(
-                    100.0 * ticks / hz / took, rss / 1024
-                )
+                pids = system.agent_pids(node)
+                cpu = cpu_percent(start[(profile.name, node)], pids, took)
+                rss = sum(_rss_kib(p) for p in pids)
+                out[profile.name][roles[profile.name][node]] = Idle(cpu, rss / 1024)
         if len(floor) == 2:
             # Its two processes are peers, not an active and a standby: a and b, no memory.
             out[FLOOR] = {"active": Idle(floor[0][0], 0.0), "standby": Idle(floor[1][0], 0.0)}

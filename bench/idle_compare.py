@@ -2,7 +2,7 @@
 
 The idle figure of bench/failover.py moves with the machine's state by more than most
 changes to the agent do: on one machine, on one day, the bare asyncio floor measured
-0.30% and later 0.57% of a core. So a change meant to save CPU is judged against the code
+0.30% and later 0.69% of a core. So a change meant to save CPU is judged against the code
 before it, both measured at once, each in a lab of its own with the default timers: the
 base (a git revision, checked out in a temporary worktree; only its agents run from it,
 the labs are this tree's) and the working tree. Each repetition prints both, with the
@@ -41,13 +41,10 @@ def measure(seconds: float) -> dict[str, float]:
         # A fixed measuring window: nothing to await, the point is to let time pass.
         time.sleep(seconds)
         took = time.monotonic() - began
-        hz = os.sysconf("SC_CLK_TCK")
-        out = {}
-        for node, role in roles.items():
-            pids = [p for p in system.agent_pids(node) if p in before[node]]
-            ticks = sum(failover.cpu_ticks(p) - before[node][p] for p in pids)
-            out[role] = 100.0 * ticks / hz / took
-        return out
+        return {
+            role: failover.cpu_percent(before[node], system.agent_pids(node), took)
+            for node, role in roles.items()
+        }
 
 
 def _side(name: str, tree: str | None, seconds: float) -> int:
